@@ -1,0 +1,547 @@
+"""``cargobot web``: the WhatsApp (Twilio) and Telegram webhooks and ``/healthz``, served by gunicorn.
+
+Nothing is built at import: ``create_app`` is the Flask app factory and ``run_web`` the command.
+
+What the webhooks promise:
+
+* Every inbound message is stored, deduplicated on the provider's id, before it is answered
+  (``handlers.router.receive`` in one ``write_session``).
+* WhatsApp is answered with TwiML in the HTTP response: at most 10 messages of 1600 characters,
+  anything longer goes to the outbox in the same transaction. Telegram replies are written to the
+  outbox in that same transaction, claimed by this process, then sent through the Bot API; a reply
+  whose send cannot be confirmed is released to the worker's dispatcher, and one left behind by a
+  process that died mid-send is taken over when its claim lapses. So an acknowledged update never
+  loses its answer (DESIGN §2: whatever cannot be confirmed goes through the outbox).
+* Bad input (forged signatures, wrong secrets, malformed or oversized bodies, wrong content types,
+  unknown paths or methods) gets a short 4xx; only an unreachable database gives 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+import re
+import socket
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from flask import Flask, Response, abort, jsonify, request
+from gunicorn.app.base import BaseApplication
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlmodel import Session
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
+
+from bot.app import App, build_app, utcnow
+from bot.config import Settings
+from bot.delivery import split_text
+from bot.replies import send_claimed
+from bot.telegram_channel import TelegramChannel
+from bot.telegram_inbound import MalformedUpdate, callback_query_id, parse_update, to_inbound
+from bot.whatsapp_channel import STATUS_CALLBACK_PATH, WHATSAPP_TEXT_LIMIT, button_hint
+from handlers.router import receive
+from handlers.types import Inbound, Reply
+from storage import outbox, repo
+from storage.db import read_session, write_session
+
+log = logging.getLogger(__name__)
+
+WHATSAPP_PATH = "/webhooks/whatsapp"
+WHATSAPP_STATUS_PATH = STATUS_CALLBACK_PATH
+TELEGRAM_PATH = "/webhooks/telegram"
+HEARTBEAT_KEY = "worker_heartbeat"
+
+FORM = "application/x-www-form-urlencoded"
+TWIML = "application/xml"
+#: Twilio sends at most 10 media items per message, and takes at most 10 <Message> in an answer.
+MAX_MEDIA = 10
+MAX_TWIML_MESSAGES = 10
+#: How long a Telegram webhook request waits for its replies to be confirmed before leaving the
+#: rest to the worker; well inside Telegram's webhook timeout and gunicorn's worker timeout.
+REPLY_BUDGET_SECONDS = 10.0
+#: Characters XML 1.0 cannot carry at all (TwiML is XML): dropped from replies.
+_NOT_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_WHATSAPP_SENDER = re.compile(r"whatsapp:\+[1-9]\d{6,14}")
+_PROVIDER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+T = TypeVar("T")
+
+
+# --- which webhooks this process serves ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebChannels:
+    whatsapp: bool
+    telegram: bool
+
+
+def web_channels(settings: Settings) -> WebChannels:
+    """The webhooks to serve; ValueError naming the setting when a channel is configured without
+    the secret its webhook is checked with."""
+    whatsapp = bool(settings.twilio_account_sid)
+    if whatsapp:
+        for name, value in (
+            ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token.get_secret_value()),
+            ("PUBLIC_BASE_URL", settings.public_base_url),
+        ):
+            if not value:
+                raise ValueError(f"WhatsApp is configured (TWILIO_ACCOUNT_SID) but {name} is not set")
+    token = bool(settings.telegram_bot_token.get_secret_value())
+    secret = bool(settings.telegram_webhook_secret.get_secret_value())
+    if secret and not token:
+        raise ValueError("TELEGRAM_WEBHOOK_SECRET is set but TELEGRAM_BOT_TOKEN is not")
+    return WebChannels(whatsapp=whatsapp, telegram=token and secret)
+
+
+def check_web_settings(settings: Settings) -> WebChannels:
+    """``web_channels`` for the command: one log line per webhook that is off, SystemExit on error."""
+    try:
+        channels = web_channels(settings)
+    except ValueError as exc:
+        raise SystemExit(f"cargobot web: {exc}") from None
+    if not channels.whatsapp:
+        log.info("WhatsApp webhooks are off: TWILIO_ACCOUNT_SID is not set")
+    if not channels.telegram:
+        if settings.telegram_bot_token.get_secret_value():
+            log.info("Telegram webhook is off: TELEGRAM_WEBHOOK_SECRET is not set (the worker long-polls)")
+        else:
+            log.info("Telegram is off: TELEGRAM_BOT_TOKEN is not set")
+    return channels
+
+
+# --- the async Telegram client, driven from synchronous Flask --------------------------------
+
+
+class TelegramReplier:
+    """One event loop on a daemon thread per process, owning the (async) TelegramChannel.
+
+    Started on first use, so under gunicorn it starts in each worker after the fork: a loop or a
+    connection pool made before the fork would be shared, broken, by every child.
+    """
+
+    def __init__(self, make_channel: Callable[[], TelegramChannel]) -> None:
+        self._make_channel = make_channel
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._channel: TelegramChannel | None = None
+
+    def _started(self) -> tuple[asyncio.AbstractEventLoop, TelegramChannel]:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="telegram-replies", daemon=True)
+                thread.start()
+                self._loop, self._thread, self._pid = loop, thread, os.getpid()
+                self._channel = self._make_channel()
+            assert self._channel is not None
+            return self._loop, self._channel
+
+    def call(self, func: Callable[[TelegramChannel], Awaitable[T]], timeout: float) -> T:
+        """Run ``func(channel)`` on the loop and wait for it; TimeoutError (after cancelling it)."""
+        loop, channel = self._started()
+
+        async def run() -> T:
+            return await func(channel)
+
+        future = asyncio.run_coroutine_threadsafe(run(), loop)
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            future.cancel()
+            raise TimeoutError(f"no answer from Telegram within {timeout:.1f}s") from None
+
+    def close(self) -> None:
+        with self._lock:
+            loop, thread, channel = self._loop, self._thread, self._channel
+            if loop is None or self._pid != os.getpid():
+                return
+            self._loop = self._thread = self._channel = None
+        if channel is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(channel.shutdown(), loop).result(5)
+            except Exception:  # closing on the way out: nothing left to protect
+                log.debug("closing the Telegram client failed", exc_info=True)
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(5)
+        loop.close()
+
+
+# --- the Flask app ---------------------------------------------------------------------------
+
+
+class _Web:
+    """What the request handlers share, kept in ``flask_app.extensions["cargobot"]``."""
+
+    def __init__(
+        self, app: App, channels: WebChannels, replier: TelegramReplier | None, reply_budget: float
+    ) -> None:
+        self.app = app
+        self.reply_budget = reply_budget
+        self.settings = app.settings
+        self.channels = channels
+        self.replier = replier
+        self.validator = RequestValidator(app.settings.twilio_auth_token.get_secret_value())
+        self.public_base_url = app.settings.public_base_url.rstrip("/")
+        self.worker = f"web:{socket.gethostname()}:{os.getpid()}"
+        self.has_template = app.settings.has_template
+
+    def receive(
+        self, inbound: Inbound, then: Callable[[Session, list[Reply], datetime], T] | None = None
+    ) -> tuple[list[Reply] | None, T | None]:
+        """Store and answer ``inbound`` in one transaction, with ``then`` inside it.
+
+        A unique-key clash means a concurrent delivery of the same message (or a new contact's
+        first two messages at once): one more attempt sees the other's commit.
+        """
+        for attempt in (1, 2, 3):
+            try:
+                with write_session(self.app.engine) as session:
+                    now = utcnow()
+                    replies = receive(session=session, inbound=inbound, ctx=self.app.ctx, now=now)
+                    extra = then(session, replies, now) if then is not None and replies else None
+                return replies, extra
+            except IntegrityError:
+                if attempt == 3:
+                    raise
+                log.info("concurrent delivery of %s:%s; trying again", inbound.channel, inbound.provider_id)
+        raise AssertionError("unreachable")
+
+
+def create_app(
+    app: App, *, telegram_sender: TelegramChannel | None = None, reply_budget: float = REPLY_BUDGET_SECONDS
+) -> Flask:
+    """The Flask app for ``app``; ``telegram_sender`` replaces the Telegram client (tests), and
+    ``reply_budget`` is how long a Telegram webhook waits for its replies to be confirmed."""
+    channels = web_channels(app.settings)
+    replier = None
+    if channels.telegram:
+        make = (
+            (lambda: telegram_sender)
+            if telegram_sender is not None
+            else (lambda: TelegramChannel(app.settings, connection_pool_size=8))
+        )
+        replier = TelegramReplier(make)
+    web = _Web(app, channels, replier, reply_budget)
+    flask_app = Flask(__name__)
+    flask_app.config["MAX_CONTENT_LENGTH"] = app.settings.max_request_bytes
+    flask_app.extensions["cargobot"] = web
+
+    flask_app.register_error_handler(Exception, _error_response)
+    flask_app.add_url_rule(WHATSAPP_PATH, "whatsapp", lambda: _whatsapp_message(web), methods=["POST"])
+    flask_app.add_url_rule(
+        WHATSAPP_STATUS_PATH, "whatsapp_status", lambda: _whatsapp_status(web), methods=["POST"]
+    )
+    flask_app.add_url_rule(TELEGRAM_PATH, "telegram", lambda: _telegram_update(web), methods=["POST"])
+    flask_app.add_url_rule("/healthz", "healthz", lambda: _healthz(web), methods=["GET"])
+    return flask_app
+
+
+def close_app(flask_app: Flask) -> None:
+    """Stop the Telegram loop thread and close the engine (gunicorn ``worker_exit``, tests)."""
+    web = flask_app.extensions.get("cargobot")
+    if isinstance(web, _Web):
+        if web.replier is not None:
+            web.replier.close()
+        web.app.engine.dispose()
+
+
+def _error_response(exc: Exception) -> Response | tuple[Response, int]:
+    """Short bodies for every error; 503 when the database is unreachable; never a 500 for bad input."""
+    if isinstance(exc, HTTPException):
+        response = exc.get_response()  # keeps headers such as Allow on 405
+        custom = exc.description != type(exc).description
+        detail = f"{exc.name}: {exc.description}" if custom else exc.name
+        response.set_data(f"{exc.code} {detail}\n")
+        response.mimetype = "text/plain"
+        return response
+    if isinstance(exc, SQLAlchemyError):
+        log.error("database error on %s %s: %s", request.method, request.path, type(exc).__name__)
+        return jsonify(error="database unavailable"), 503
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return jsonify(error="internal error"), 500
+
+
+def _whatsapp_pieces(replies: list[Reply]) -> list[str]:
+    """Each reply cut into WhatsApp messages (1600 characters each), buttons written out as text."""
+    pieces = []
+    for reply in replies:
+        body = _NOT_XML.sub("", reply.text + button_hint(reply.buttons))
+        if body.strip():
+            pieces.extend(split_text(body, WHATSAPP_TEXT_LIMIT))
+    return pieces
+
+
+def _queue_overflow(
+    session: Session, *, sid: str, address: str, pieces: list[str], now: datetime
+) -> list[str]:
+    """The pieces that fit in one TwiML answer; the rest go to the outbox for the worker."""
+    outbox.add_replies(
+        session,
+        event_prefix=f"reply:whatsapp:{sid}",
+        address=address,
+        texts=pieces[MAX_TWIML_MESSAGES:],
+        first_index=MAX_TWIML_MESSAGES,
+        now=now,
+    )
+    return pieces[:MAX_TWIML_MESSAGES]
+
+
+def _twiml(pieces: list[str] | None) -> Response:
+    response = MessagingResponse()
+    for piece in pieces or []:
+        response.message(piece)
+    return Response(response.to_xml(), mimetype=TWIML)
+
+
+def _signed_form(web: _Web) -> MultiDict[str, str]:
+    """The form of a Twilio webhook whose ``X-Twilio-Signature`` is valid for the public URL."""
+    if not web.channels.whatsapp:
+        abort(404, "channel not configured")
+    if request.mimetype != FORM:
+        abort(415, f"expected {FORM}")
+    form = request.form  # 413 past MAX_CONTENT_LENGTH
+    signature = request.headers.get("X-Twilio-Signature", "")
+    query = request.query_string.decode("latin-1")
+    url = web.public_base_url + request.path + (f"?{query}" if query else "")
+    if not signature or not web.validator.validate(url, form, signature):
+        log.warning(
+            "refused a Twilio webhook on %s: %s signature", request.path, "wrong" if signature else "missing"
+        )
+        abort(403, "invalid signature")
+    # NUL cannot be stored in PostgreSQL text; drop it rather than refuse a genuine, signed message.
+    return MultiDict([(key, value.replace("\x00", "")) for key, value in form.items(multi=True)])
+
+
+def _whatsapp_message(web: _Web) -> Response:
+    form = _signed_form(web)
+    sender, sid = form.get("From", ""), form.get("MessageSid", "")
+    if not _WHATSAPP_SENDER.fullmatch(sender):
+        abort(400, "From is not a WhatsApp sender")
+    if not _PROVIDER_ID.fullmatch(sid):
+        abort(400, "MessageSid is missing or malformed")
+    try:
+        count = min(max(int(form.get("NumMedia") or 0), 0), MAX_MEDIA)
+    except ValueError:
+        abort(400, "NumMedia is not a number")
+    media = tuple(url for i in range(count) if (url := form.get(f"MediaUrl{i}", "")))
+    inbound = Inbound(
+        address=sender,
+        text=form.get("Body", ""),
+        received_at=utcnow(),
+        provider_id=sid,
+        display_name=form.get("ProfileName") or None,
+        media_urls=media,
+    )
+
+    def answer(session: Session, replies: list[Reply], now: datetime) -> list[str]:
+        pieces = _whatsapp_pieces(replies)
+        return _queue_overflow(session, sid=sid, address=sender, pieces=pieces, now=now)
+
+    _, pieces = web.receive(inbound, then=answer)
+    return _twiml(pieces)
+
+
+def _whatsapp_status(web: _Web) -> Response:
+    form = _signed_form(web)
+    sid, status = form.get("MessageSid", ""), form.get("MessageStatus", "").lower()
+    if not _PROVIDER_ID.fullmatch(sid) or not status:
+        abort(400, "MessageSid and MessageStatus are required")
+    error_code = form.get("ErrorCode") or None
+    engine = web.app.engine
+    now = utcnow()
+    applied = outbox.apply_delivery_report(
+        engine=engine,
+        provider_id=sid,
+        status=status,
+        error_code=error_code,
+        now=now,
+        has_template=web.has_template,
+    )
+    if not applied:
+        # The dispatcher may not have committed this message id yet: keep the report for it.
+        log.info("status %r for message %s not on record yet; kept", status, sid)
+        outbox.keep_delivery_report(
+            engine=engine, provider_id=sid, status=status, error_code=error_code, now=now
+        )
+    return _twiml(None)
+
+
+def _telegram_update(web: _Web) -> Response | tuple[str, int]:
+    if not web.channels.telegram or web.replier is None:
+        abort(404, "channel not configured")
+    expected = web.settings.telegram_webhook_secret.get_secret_value().encode()
+    given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "").encode()
+    if not hmac.compare_digest(given, expected):
+        log.warning("refused a Telegram webhook: wrong secret token")
+        abort(403, "wrong secret token")
+    if request.mimetype != "application/json":
+        abort(415, "expected application/json")
+    try:
+        update = parse_update(request.get_json(silent=True))  # 413 past MAX_CONTENT_LENGTH
+    except MalformedUpdate as exc:
+        abort(400, str(exc))
+    inbound = to_inbound(update, received_at=utcnow())
+    if inbound is None:
+        log.debug("ignored Telegram update %s (not a message)", update.update_id)
+        return "", 200
+    lease = timedelta(seconds=max(web.settings.claim_lease_seconds, 3 * web.reply_budget))
+
+    def claim(session: Session, replies: list[Reply], now: datetime) -> list[tuple[int, Reply]]:
+        replies = [reply for reply in replies if reply.text.strip()]
+        ids = outbox.add_claimed_replies(
+            session,
+            event_prefix=f"reply:telegram:{update.update_id}",
+            address=inbound.address,
+            texts=[reply.text for reply in replies],
+            now=now,
+            worker=web.worker,
+            lease=lease,
+        )
+        return list(zip(ids, replies, strict=True))
+
+    _, claimed = web.receive(inbound, then=claim)
+    if claimed:
+        _send_replies(web, inbound.address, claimed)
+    query_id = callback_query_id(update)
+    if query_id is not None:
+        _answer_callback(web.replier, query_id)
+    return "", 200
+
+
+def _send_replies(web: _Web, address: str, claimed: list[tuple[int, Reply]]) -> None:
+    """Send the claimed replies on the replier's loop within the reply budget (``bot.replies``)."""
+    assert web.replier is not None
+
+    def send(channel: TelegramChannel) -> Awaitable[None]:
+        return send_claimed(
+            engine=web.app.engine,
+            channel=channel,
+            address=address,
+            claimed=claimed,
+            worker=web.worker,
+            budget=web.reply_budget,
+        )
+
+    try:
+        # The sends stop at the budget; the margin covers settling the last of them.
+        web.replier.call(send, timeout=web.reply_budget + 5)
+    except Exception:  # unsettled rows stay claimed: the dispatcher takes them when the lease ends
+        log.exception("telegram replies for %s were not all settled", address)
+
+
+def _answer_callback(replier: TelegramReplier, query_id: str) -> None:
+    """Stop the button's spinner; best effort (Telegram gives up on it by itself)."""
+    try:
+        replier.call(lambda channel: channel.bot.answer_callback_query(query_id), timeout=2.0)
+    except Exception as exc:  # cosmetic: the reply itself is already sent or queued
+        log.debug("could not answer callback query: %s", type(exc).__name__)
+
+
+def _heartbeat_age(state: Any, now: datetime) -> float | None:
+    if state is None:
+        return None
+    try:
+        beat = datetime.fromisoformat(state.value)
+    except ValueError:
+        beat = state.updated_at
+    if beat.tzinfo is None:
+        beat = beat.replace(tzinfo=now.tzinfo)
+    return max(0.0, (now - beat).total_seconds())
+
+
+def _healthz(web: _Web) -> tuple[Response, int]:
+    """200 when the database answers and the worker's heartbeat (if it ever beat) is fresh."""
+    now = utcnow()
+    try:
+        with read_session(web.app.engine) as session:
+            session.execute(text("SELECT 1"))
+            state = repo.get_state(session=session, key=HEARTBEAT_KEY)
+            backlog = repo.outbox_backlog(session=session, now=now)
+    except SQLAlchemyError as exc:
+        log.warning("health check: database unreachable (%s)", type(exc).__name__)
+        return jsonify(status="error", database="unreachable"), 503
+    age = _heartbeat_age(state, now)
+    stale = age is not None and age > web.settings.heartbeat_stale_seconds
+    body = {
+        "status": "stale" if stale else "ok",
+        "database": "ok",
+        "worker_heartbeat_age_seconds": None if age is None else round(age, 1),
+        "outbox_backlog": backlog,
+        "channels": {"whatsapp": web.channels.whatsapp, "telegram": web.channels.telegram},
+    }
+    return jsonify(body), 503 if stale else 200
+
+
+# --- gunicorn --------------------------------------------------------------------------------
+
+
+class WebServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn driven from Python, so ``cargobot web`` is the one entry point.
+
+    ``factory`` runs in each worker after the fork (gunicorn calls ``load`` there unless
+    ``preload_app`` is set, which we never do).
+    """
+
+    def __init__(self, factory: Callable[[], Any], options: dict[str, Any]) -> None:
+        self._factory = factory
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            if key in self.cfg.settings:  # settings newer than the installed gunicorn are skipped
+                self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return self._factory()
+
+
+def _worker_exit(_server: Any, worker: Any) -> None:
+    wsgi = getattr(worker, "wsgi", None)
+    if isinstance(wsgi, Flask):
+        close_app(wsgi)
+
+
+def gunicorn_options(*, host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
+    """The server settings, shared with ``bench/webhooks.py`` so its baseline runs under the same."""
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": threads,
+        "timeout": 30,  # Twilio gives up after 15 s; Telegram replies wait at most REPLY_BUDGET_SECONDS
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        "proc_name": "cargobot-web",
+        # gunicorn 25.1+ opens a control socket in $HOME by default: one path shared by every
+        # instance on the machine, and unwritable under systemd's ProtectHome.
+        "control_socket_disable": True,
+        "worker_exit": _worker_exit,
+    }
+
+
+def run_web(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
+    """Check the settings, upgrade the database once, then serve with ``workers`` processes."""
+    if workers < 1 or threads < 1:
+        raise SystemExit("cargobot web: --workers and --threads must be at least 1")
+    check_web_settings(settings)
+    build_app(settings).engine.dispose()  # migrations and admins once, before forking
+    log.info("serving webhooks on http://%s:%d with %d worker(s)", host, port, workers)
+
+    def factory() -> Flask:  # runs in each worker, after the fork
+        return create_app(build_app(settings, migrate=False))
+
+    WebServer(factory, gunicorn_options(host=host, port=port, workers=workers, threads=threads)).run()

@@ -1,0 +1,110 @@
+"""Every inbound message enters here: stored once, routed to the customer or staff side, answered.
+
+The caller provides the transaction (``storage.db.write_session``); the inbound row, the contact's
+changes, any outbox rows and the answer's record commit together.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime
+
+from sqlmodel import Session
+
+from handlers import catalogue, staff
+from handlers.context import Context
+from handlers.conversation import Turn, customer_keyword, detect_language, handle_customer
+from handlers.status import Reader
+from handlers.timefmt import timezone_for_address
+from handlers.types import Inbound, Reply
+from storage import repo
+
+log = logging.getLogger(__name__)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(text: str, limit: int) -> tuple[str, bool]:
+    """Drop control characters and cut the text at ``limit``; the flag says it was cut."""
+    text = _CONTROL.sub("", text).replace("\r\n", "\n")
+    if len(text) > limit:
+        return text[:limit], True
+    return text, False
+
+
+def receive(*, session: Session, inbound: Inbound, ctx: Context, now: datetime) -> list[Reply] | None:
+    """Store and answer one inbound message; None when it is a redelivery already answered."""
+    text, truncated = clean_text(inbound.text, ctx.max_message_chars)
+    provider_key = f"{inbound.channel}:{inbound.provider_id}" if inbound.provider_id else None
+    stored = repo.claim_inbound(
+        session=session, provider_key=provider_key, address=inbound.address, text=text, received_at=now
+    )
+    if stored is None:
+        log.info("redelivered message %s answered already", provider_key)
+        return None
+    replies = route(
+        session=session,
+        inbound=Inbound(
+            address=inbound.address,
+            text=text,
+            received_at=inbound.received_at,
+            provider_id=inbound.provider_id,
+            display_name=inbound.display_name,
+            media_urls=inbound.media_urls,
+        ),
+        ctx=ctx,
+        now=now,
+        inbound_key=provider_key or f"local:{stored.id}",
+        truncated=truncated,
+    )
+    stored.answered_at = now
+    stored.reply = "\n\n".join(r.text for r in replies)
+    return replies
+
+
+def route(
+    *,
+    session: Session,
+    inbound: Inbound,
+    ctx: Context,
+    now: datetime,
+    inbound_key: str,
+    truncated: bool = False,
+) -> list[Reply]:
+    # The inbound row is written at commit (or by a new contact's flush), not before this query.
+    with session.no_autoflush:
+        contact, role = repo.get_or_create_contact_with_role(
+            session=session, address=inbound.address, now=now, display_name=inbound.display_name
+        )
+    if inbound.channel == "whatsapp":  # only WhatsApp alerts wait for the customer's next message
+        repo.release_held_for(session=session, recipient=contact.address, now=now)
+    # Changes to the contact come after those statements, so they are written once, at commit.
+    contact.last_inbound_at = now
+    if not contact.language_chosen:
+        detected = detect_language(inbound.text)
+        if detected:
+            contact.language = detected
+    reader = Reader(
+        contact=contact,
+        lang=contact.language,
+        tz=timezone_for_address(contact.address),
+        now=now,
+        is_staff=role is not None,
+    )
+    turn = Turn(inbound=inbound, reader=reader, session=session, ctx=ctx, inbound_key=inbound_key)
+    text = inbound.text.strip()
+    if role is not None and staff.is_command(text):
+        replies = staff.handle_command(turn, role=role)
+    elif role is not None and text.startswith("/") and customer_keyword(text) is None:
+        command = text.split()[0]
+        replies = [Reply(f"Unknown command {command[:40]}. Send /help for the list of commands.")]
+    elif text.startswith("/") and customer_keyword(text) is None:
+        log.info("refused a staff command from a customer address")
+        replies = [Reply(catalogue.text("staff.only", reader.lang, contact=ctx.business_contact))]
+    else:
+        replies = handle_customer(turn)
+    if truncated:
+        note = catalogue.text("long.truncated", reader.lang, limit=ctx.max_message_chars)
+        replies = [Reply(note), *replies]
+    return replies

@@ -1,0 +1,102 @@
+"""Telegram long polling through the real python-telegram-bot against the fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from bot.app import App, build_context
+from bot.config import Settings
+from bot.demo import seed_demo
+from bot.telegram_channel import TelegramChannel
+from bot.telegram_polling import load_offset, poll_forever
+from storage.db import read_session
+from storage.models import InboundMessage, Outbox
+from tests.conftest import Clock
+from tests.fakes import FakeTelegram
+
+TOKEN = "654321:POLLING-test-token"
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    with FakeTelegram(token=TOKEN, poll_cap=0.2) as fake:
+        yield fake
+
+
+def make_app(engine: Engine, telegram: FakeTelegram) -> App:
+    settings = Settings(_env_file=None, telegram_bot_token=TOKEN, telegram_api_base_url=telegram.base_url)
+    return App(settings=settings, engine=engine, ctx=build_context(settings))
+
+
+def poll_until(app: App, telegram: FakeTelegram, done) -> None:  # type: ignore[no-untyped-def]
+    async def go() -> None:
+        stop = asyncio.Event()
+        channel = TelegramChannel(app.settings)
+        await channel.initialize()
+        task = asyncio.create_task(poll_forever(app, channel, stop))
+        for _ in range(200):
+            if done():
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await channel.shutdown()
+
+    asyncio.run(go())
+
+
+def inbound_count(engine: Engine) -> int:
+    with read_session(engine) as session:
+        return int(session.execute(select(func.count()).select_from(InboundMessage)).scalar_one())
+
+
+def test_polled_message_is_answered_with_alert_button(
+    engine: Engine, clock: Clock, telegram: FakeTelegram
+) -> None:
+    seed_demo(engine, now=clock.now)
+    app = make_app(engine, telegram)
+    update_id = telegram.push_message(777, "where is TGHU7345017?")
+    poll_until(app, telegram, lambda: len(telegram.sent) >= 1 and load_offset(app) == update_id + 1)
+    [sent] = telegram.sent
+    assert sent.chat_id == 777 and sent.text.startswith("Container TGHU7345017")
+    assert "ALERT TGHU7345017" in sent.button_data
+    assert load_offset(app) == update_id + 1
+    with read_session(engine) as session:
+        [row] = session.execute(select(Outbox).where(Outbox.kind == "reply")).scalars().all()
+    assert row.status == "sent" and row.provider_id
+
+
+def test_restart_neither_loses_nor_repeats(engine: Engine, clock: Clock, telegram: FakeTelegram) -> None:
+    seed_demo(engine, now=clock.now)
+    app = make_app(engine, telegram)
+    telegram.push_message(778, "HELP")
+    poll_until(app, telegram, lambda: len(telegram.sent) >= 1)
+    telegram.push_message(778, "TGHU7345017")
+    poll_until(app, telegram, lambda: len(telegram.sent) >= 2)
+    poll_until(app, telegram, lambda: False if inbound_count(engine) < 2 else len(telegram.sent) >= 3)
+    assert len(telegram.sent) == 2
+    assert inbound_count(engine) == 2
+
+
+def test_button_press_subscribes(engine: Engine, clock: Clock, telegram: FakeTelegram) -> None:
+    seed_demo(engine, now=clock.now)
+    app = make_app(engine, telegram)
+    telegram.push_callback_query(779, "ALERT TGHU7345017")
+    poll_until(app, telegram, lambda: len(telegram.sent) >= 1)
+    assert "We will message you" in telegram.sent[0].text
+
+
+def test_failed_reply_is_left_to_the_dispatcher(engine: Engine, clock: Clock, telegram: FakeTelegram) -> None:
+    seed_demo(engine, now=clock.now)
+    app = make_app(engine, telegram)
+    telegram.next_500(5, method="sendMessage")
+    telegram.push_message(780, "HELP")
+    poll_until(app, telegram, lambda: inbound_count(engine) >= 1 and telegram.http_5xx >= 1)
+    with read_session(engine) as session:
+        [row] = session.execute(select(Outbox).where(Outbox.kind == "reply")).scalars().all()
+    assert row.status == "retry" and row.recipient == "telegram:780"
