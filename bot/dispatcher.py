@@ -164,6 +164,11 @@ class Dispatcher:
         self.limits = limits if limits is not None else RateLimits.from_settings(settings)
         self.clock = clock
         self.worker = worker or worker_id()
+        self.stopping = False
+
+    def stop_claiming(self) -> None:
+        """Shutting down: a pass in progress sends what it has claimed and claims nothing more."""
+        self.stopping = True
 
     # --- one pass ----------------------------------------------------------------------------
 
@@ -196,6 +201,8 @@ class Dispatcher:
                 # Claim little ahead of sending, so a claimed row is sent well within its lease.
                 while queue.qsize() >= concurrency:
                     await asyncio.sleep(0.005)
+                if self.stopping:
+                    break
                 claimed = await asyncio.to_thread(self._claim)
                 if not claimed:
                     break

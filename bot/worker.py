@@ -13,7 +13,7 @@ import gc
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TextIO
@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_KEY = "worker_heartbeat"
 HEARTBEAT_SECONDS = 10
+SHUTDOWN_GRACE_SECONDS = 10.0
+"""How long a stopping worker lets a running job finish (a dispatcher pass sends what it has
+claimed); within the 15 s a process manager usually allows between SIGTERM and SIGKILL."""
 
 
 def beat(app: App, now: datetime) -> None:
@@ -72,17 +75,61 @@ async def _stop_channels(channels: dict[str, Channel]) -> None:
                 log.exception("could not shut a channel down cleanly")
 
 
+class RunningJobs:
+    """Runs the scheduler's jobs as tracked tasks, so a stopping worker can let them finish.
+
+    Shutting APScheduler down cancels the jobs still running, and it logs each cancellation as a
+    job error with a traceback; waiting for them first makes a stop clean.
+    """
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[object]] = set()
+
+    def coroutine(
+        self, name: str, func: Callable[..., Awaitable[object]]
+    ) -> Callable[..., Awaitable[object]]:
+        async def run(*args: object, **kwargs: object) -> object:
+            task = asyncio.current_task()
+            assert task is not None
+            self.tasks.add(task)
+            try:
+                return await func(*args, **kwargs)
+            except asyncio.CancelledError:
+                log.warning("job %s cut short: the worker is stopping", name)
+                return None
+            finally:
+                self.tasks.discard(task)
+
+        return run
+
+    def thread(self, name: str, func: Callable[[], object]) -> Callable[[], Awaitable[object]]:
+        return self.coroutine(name, lambda: asyncio.to_thread(func))
+
+    async def finish(self, timeout: float) -> None:
+        """Wait for the running jobs; cut short those still running after ``timeout``."""
+        await asyncio.sleep(0)  # a job submitted just before the pause registers on its first step
+        if not self.tasks:
+            return
+        _done, pending = await asyncio.wait(set(self.tasks), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+
 def schedule(
     scheduler: AsyncIOScheduler,
     app: App,
     dispatcher: Dispatcher,
     on_handled: Callable[[Handled], None] | None = None,
-) -> None:
+    jobs: RunningJobs | None = None,
+) -> RunningJobs:
     """The worker's jobs. Misfires are explicit: a job that could not run on time (the worker was
     busy or down) runs once as soon as it can (coalesce), never silently skipped."""
+    jobs = jobs or RunningJobs()
     common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
     scheduler.add_job(
-        dispatcher.dispatch_pass,
+        jobs.coroutine("dispatch", dispatcher.dispatch_pass),
         "interval",
         seconds=app.settings.dispatch_interval_seconds,
         id="dispatch",
@@ -91,14 +138,17 @@ def schedule(
         **common,
     )
     scheduler.add_job(
-        lambda: beat(app, utcnow()),
+        jobs.thread("heartbeat", lambda: beat(app, utcnow())),
         "interval",
         seconds=HEARTBEAT_SECONDS,
         id="heartbeat",
         next_run_time=utcnow(),
         **common,
     )
-    scheduler.add_job(lambda: prune(app, utcnow()), "interval", hours=1, id="prune", **common)
+    scheduler.add_job(
+        jobs.thread("prune", lambda: prune(app, utcnow())), "interval", hours=1, id="prune", **common
+    )
+    return jobs
 
 
 async def run_worker(
@@ -120,7 +170,7 @@ async def run_worker(
     await _start_channels(channels)
     dispatcher = Dispatcher(engine=app.engine, settings=app.settings, channels=channels, clock=utcnow)
     scheduler = AsyncIOScheduler(timezone="UTC")
-    schedule(scheduler, app, dispatcher, on_handled)
+    jobs = schedule(scheduler, app, dispatcher, on_handled)
     freeze_startup_heap()
     scheduler.start()
     poller: asyncio.Task[None] | None = None
@@ -133,6 +183,9 @@ async def run_worker(
     try:
         await stop.wait()
     finally:
+        scheduler.pause()
+        dispatcher.stop_claiming()
+        await jobs.finish(SHUTDOWN_GRACE_SECONDS)
         scheduler.shutdown(wait=False)
         if poller is not None:
             poller.cancel()

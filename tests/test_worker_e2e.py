@@ -252,6 +252,32 @@ def test_worker_killed_mid_broadcast_is_replaced_and_only_in_flight_sends_repeat
     assert takeover <= LEASE_SECONDS + 10 <= 60
 
 
+def test_worker_stopped_mid_broadcast_finishes_its_claims_and_exits_cleanly(
+    sqlite_file: tuple[str, Engine], workers: Callable[..., Worker]
+) -> None:
+    """SIGTERM (a deploy, systemd stop): the pass under way sends what it claimed, claims nothing
+    more, and the process exits 0 without a traceback; the next worker sends the rest once."""
+    sqlite_url, engine = sqlite_file
+    chats = broadcast(engine, 60)
+    with FakeTelegram(token=TOKEN, latency=0.25) as fake:
+        env = worker_env(sqlite_url, fake)
+        first = workers(env, "first")
+        wait_for(lambda: len(fake.sent) >= 12, 30, "the broadcast to be under way", first)
+        first.stop()
+        assert claims(engine) == {}  # nothing left claimed: every claimed row was sent and recorded
+        sent_before = statuses(engine)["sent"]
+        assert sorted(received(fake).values()) == [1] * sent_before
+        second = workers(env, "second")
+        wait_for(lambda: statuses(engine)["sent"] == len(chats), 30, "every alert to be sent", second)
+        got = received(fake)
+        assert fake.errors == []
+
+    assert first.process is not None and first.process.returncode == 0
+    assert "Traceback" not in first.log() and "worker stopped" in first.log()
+    assert sent_before < len(chats)  # it really was stopped mid-broadcast
+    assert sorted(got) == chats and set(got.values()) == {1}  # each exactly once
+
+
 def _chats_of(engine: Engine, ids: dict[int, str]) -> set[int]:
     with read_session(engine) as session:
         rows = session.execute(select(Outbox.recipient).where(Outbox.id.in_(list(ids)))).scalars()  # type: ignore[union-attr]
