@@ -4,19 +4,33 @@ SQLite follows SQLAlchemy's documented pysqlite recipe: the driver's own transac
 switched off and we emit ``BEGIN`` ourselves, so a transaction that reads then writes (outbox
 claims, dedup inserts) can take the write lock up front with ``BEGIN IMMEDIATE`` while plain reads
 stay deferred and never queue behind the other process.
+
+Writers to one SQLite file also queue at a ``WriteGate`` before ``BEGIN IMMEDIATE``: SQLite's own
+busy handler sleeps and polls (1, 2, 5, 10 … ms) while another connection writes, and under load
+most of a write's wait went to those sleeps. The gate wakes the next writer the moment the lock is
+free: a lock for this process's threads, an ``flock`` of a file beside the database for the other
+processes (gunicorn workers, the worker, an import).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: this process's threads still queue; other processes poll
+    fcntl = None  # type: ignore[assignment]
+
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -26,11 +40,59 @@ IMMEDIATE = {"sqlite_immediate": True}
 _MIGRATION_LOCK = 0x6361_7267  # "carg": the advisory lock id serialising schema upgrades
 
 
+class WriteGate:
+    """One SQLite database's queue of write transactions, across threads and processes.
+
+    Reentrant on one thread. The lock file is opened per process (after a fork, a shared open file
+    would hold one lock for parent and child alike); where it cannot be opened, threads still
+    queue and other processes fall back to SQLite's busy handler.
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self.lock_path = f"{database}-writelock" if database else None
+        self._threads = threading.RLock()
+        self._depth = 0
+        self._file: int | None = None
+        self._file_pid: int | None = None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._threads:
+            self._depth += 1
+            locked = self._depth == 1 and self._lock_file()
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if locked:
+                    fcntl.flock(self._file, fcntl.LOCK_UN)  # type: ignore[arg-type]
+
+    def _lock_file(self) -> bool:
+        if fcntl is None or self.lock_path is None:
+            return False
+        if self._file_pid != os.getpid():
+            self._file, self._file_pid = None, os.getpid()
+            try:
+                self._file = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                log.warning("no write lock file beside the database (%s); writers poll instead", exc)
+        if self._file is None:
+            return False
+        fcntl.flock(self._file, fcntl.LOCK_EX)
+        return True
+
+
+_gates: weakref.WeakKeyDictionary[Engine, WriteGate] = weakref.WeakKeyDictionary()
+
+
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10, echo: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
         _sqlite_recipe(engine)
+        database = parsed.database
+        in_memory = not database or database == ":memory:" or "mode=memory" in str(parsed.query)
+        _gates[engine] = WriteGate(None if in_memory else os.path.abspath(database))
         return engine
     return create_engine(
         url, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, pool_recycle=1800
@@ -59,12 +121,22 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 @contextmanager
+def _write_turn(engine: Engine) -> Iterator[None]:
+    gate = _gates.get(engine)
+    if gate is None:
+        yield
+    else:
+        with gate.held():
+            yield
+
+
+@contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """A session whose transaction takes the write lock at its start (SQLite ``BEGIN IMMEDIATE``).
 
     Use it for read-then-write work; commits on success, rolls back on error.
     """
-    with Session(engine, expire_on_commit=False) as session:
+    with _write_turn(engine), Session(engine, expire_on_commit=False) as session:
         session.connection(execution_options=IMMEDIATE)
         try:
             yield session
@@ -72,6 +144,17 @@ def write_session(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """``write_session`` for SQLAlchemy Core: a connection in a write transaction, committed on success."""
+    with (
+        _write_turn(engine),
+        engine.connect().execution_options(**IMMEDIATE) as connection,
+        connection.begin(),
+    ):
+        yield connection
 
 
 @contextmanager
@@ -95,7 +178,7 @@ def init_db(engine: Engine) -> None:
     the database's write lock (SQLite) or a transaction-scoped advisory lock (PostgreSQL).
     """
     config = alembic_config(engine)
-    with engine.connect().execution_options(**IMMEDIATE) as connection, connection.begin():
+    with write_connection(engine) as connection:
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         config.attributes["connection"] = connection

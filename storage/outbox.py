@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, and_, bindparam, delete, or_, select, update
 from sqlmodel import Session
 
-from storage.db import IMMEDIATE, read_session, write_session
+from storage.db import read_session, write_connection, write_session
 from storage.models import Contact, DeliveryReport, Outbox
 
 DUE_STATUSES = ("pending", "retry")
@@ -86,7 +86,7 @@ def settle_many(
     table = Outbox.__table__  # type: ignore[attr-defined]
     ids = [row_id for row_id, _ in outcomes]
     held_by_worker = and_(table.c.claimed_by == worker, table.c.status == "sending")
-    with engine.connect().execution_options(**IMMEDIATE) as connection, connection.begin():
+    with write_connection(engine) as connection:
         held_query = select(table.c.id).where(table.c.id.in_(ids), held_by_worker)
         if engine.dialect.name == "postgresql":
             held_query = held_query.with_for_update()
