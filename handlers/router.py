@@ -37,10 +37,10 @@ def receive(*, session: Session, inbound: Inbound, ctx: Context, now: datetime) 
     """Store and answer one inbound message; None when it is a redelivery already answered."""
     text, truncated = clean_text(inbound.text, ctx.max_message_chars)
     provider_key = f"{inbound.channel}:{inbound.provider_id}" if inbound.provider_id else None
-    stored = repo.claim_inbound(
+    claim = repo.claim_inbound(
         session=session, provider_key=provider_key, address=inbound.address, text=text, received_at=now
     )
-    if stored is None:
+    if claim is None:
         log.info("redelivered message %s answered already", provider_key)
         return None
     replies = route(
@@ -55,11 +55,12 @@ def receive(*, session: Session, inbound: Inbound, ctx: Context, now: datetime) 
         ),
         ctx=ctx,
         now=now,
-        inbound_key=provider_key or f"local:{stored.id}",
+        inbound_key=claim.key,
         truncated=truncated,
     )
-    stored.answered_at = now
-    stored.reply = "\n\n".join(r.text for r in replies)
+    repo.record_answer(
+        session=session, claim=claim, reply="\n\n".join(r.text for r in replies), answered_at=now
+    )
     return replies
 
 
@@ -72,15 +73,12 @@ def route(
     inbound_key: str,
     truncated: bool = False,
 ) -> list[Reply]:
-    # The inbound row is written at commit (or by a new contact's flush), not before this query.
-    with session.no_autoflush:
-        contact, role = repo.get_or_create_contact_with_role(
-            session=session, address=inbound.address, now=now, display_name=inbound.display_name
-        )
+    contact, role = repo.get_or_create_contact_with_role(
+        session=session, address=inbound.address, now=now, display_name=inbound.display_name
+    )
     if inbound.channel == "whatsapp":  # only WhatsApp alerts wait for the customer's next message
         repo.release_held_for(session=session, recipient=contact.address, now=now)
-    # Changes to the contact come after those statements, so they are written once, at commit.
-    contact.last_inbound_at = now
+    repo.touch_contact(session=session, contact=contact, at=now)
     if not contact.language_chosen:
         detected = detect_language(inbound.text)
         if detected:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from storage.models import (
@@ -66,11 +68,21 @@ _UPCOMING_WINDOWS = (
     .where(MaintenanceWindow.cancelled_at.is_(None), MaintenanceWindow.ends_at > bindparam("now"))  # type: ignore[union-attr]
     .order_by(MaintenanceWindow.starts_at)
 )
-_INBOUND_BY_KEY = select(InboundMessage).where(InboundMessage.provider_key == bindparam("key"))
-_INBOUND_STATE_BY_KEY = select(
-    InboundMessage.__table__.c.id,
-    InboundMessage.__table__.c.answered_at,  # type: ignore[attr-defined]
-).where(InboundMessage.__table__.c.provider_key == bindparam("key"))  # type: ignore[attr-defined]
+_INBOUND_T = InboundMessage.__table__  # type: ignore[attr-defined]
+_INBOUND_STATE_BY_KEY = select(_INBOUND_T.c.id, _INBOUND_T.c.answered_at).where(
+    _INBOUND_T.c.provider_key == bindparam("key")
+)
+_INSERT_INBOUND = insert(_INBOUND_T)
+_ANSWER_INBOUND = (
+    update(_INBOUND_T)
+    .where(_INBOUND_T.c.id == bindparam("row_id"))
+    .values(answered_at=bindparam("answered_at"), reply=bindparam("reply"))
+)
+_TOUCH_CONTACT = (
+    update(Contact.__table__)  # type: ignore[attr-defined]
+    .where(Contact.__table__.c.id == bindparam("contact_id"))  # type: ignore[attr-defined]
+    .values(last_inbound_at=bindparam("at"))
+)
 _CONTACT_AND_ROLE = (
     select(Contact, Staff.role)
     .outerjoin(Staff, Staff.address == Contact.address)
@@ -161,6 +173,16 @@ def get_or_create_contact_with_role(
     if display_name and contact.display_name != display_name:
         contact.display_name = display_name
     return contact, role
+
+
+def touch_contact(*, session: Session, contact: Contact, at: datetime) -> None:
+    """Record that ``contact`` wrote at ``at`` (the WhatsApp 24-hour window).
+
+    One Core statement, and the loaded contact updated as if read so: on every inbound message,
+    the ORM's flush machinery for this one column cost more than the rest of the write.
+    """
+    session.connection().execute(_TOUCH_CONTACT, {"contact_id": contact.id, "at": at})
+    set_committed_value(contact, "last_inbound_at", at)
 
 
 # --- staff -----------------------------------------------------------------------------------
@@ -637,25 +659,49 @@ def get_window(*, session: Session, window_id: int) -> MaintenanceWindow | None:
 # --- inbound messages ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class InboundClaim:
+    """An inbound message being answered. ``row_id`` is set when its row exists already: stored
+    earlier and never answered, or stored at once because it has no provider key."""
+
+    key: str  # the provider key, or ``local:<row id>``
+    row_id: int | None
+    fields: dict[str, Any]
+
+
 def claim_inbound(
     *, session: Session, provider_key: str | None, address: str, text: str, received_at: datetime
-) -> InboundMessage | None:
-    """Store an inbound message; None when ``provider_key`` was already answered (a redelivery).
+) -> InboundClaim | None:
+    """Claim an inbound message for answering; None when ``provider_key`` was already answered (a
+    redelivery). ``record_answer`` writes it, in the same transaction.
 
     A message stored earlier but never answered (the process died mid-way) is handed back so it is
     answered now, exactly once.
     """
+    connection = session.connection()
+    fields = {"provider_key": provider_key, "address": address, "text": text, "received_at": received_at}
     if provider_key is not None:
-        seen = session.connection().execute(_INBOUND_STATE_BY_KEY, {"key": provider_key}).first()
+        seen = connection.execute(_INBOUND_STATE_BY_KEY, {"key": provider_key}).first()
         if seen is not None:
-            if seen.answered_at is not None:
-                return None
-            return session.execute(_INBOUND_BY_KEY, {"key": provider_key}).scalar_one()
-    message = InboundMessage(provider_key=provider_key, address=address, text=text, received_at=received_at)
-    session.add(message)
-    if provider_key is None:
-        session.flush()  # the id is the message's key; with a provider key the commit inserts it
-    return message
+            return None if seen.answered_at is not None else InboundClaim(provider_key, seen.id, fields)
+        return InboundClaim(provider_key, None, fields)
+    row_id = connection.execute(_INSERT_INBOUND, fields).inserted_primary_key[0]
+    return InboundClaim(f"local:{row_id}", row_id, fields)
+
+
+def record_answer(*, session: Session, claim: InboundClaim, reply: str, answered_at: datetime) -> None:
+    """Store the claimed message with its answer: one INSERT (or UPDATE when it was stored before).
+
+    Two deliveries of one message answered at once: the second INSERT breaks the provider key's
+    unique index and its transaction rolls back.
+    """
+    connection = session.connection()
+    if claim.row_id is None:
+        connection.execute(_INSERT_INBOUND, {**claim.fields, "answered_at": answered_at, "reply": reply})
+    else:
+        connection.execute(
+            _ANSWER_INBOUND, {"row_id": claim.row_id, "answered_at": answered_at, "reply": reply}
+        )
 
 
 # --- outbox ----------------------------------------------------------------------------------
