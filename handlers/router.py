@@ -78,11 +78,8 @@ def route(
     )
     if inbound.channel == "whatsapp":  # only WhatsApp alerts wait for the customer's next message
         repo.release_held_for(session=session, recipient=contact.address, now=now)
-    repo.touch_contact(session=session, contact=contact, at=now)
-    if not contact.language_chosen:
-        detected = detect_language(inbound.text)
-        if detected:
-            contact.language = detected
+    detected = None if contact.language_chosen else detect_language(inbound.text)
+    repo.touch_contact(session=session, contact=contact, at=now, language=detected)
     reader = Reader(
         contact=contact,
         lang=contact.language,

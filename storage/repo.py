@@ -81,7 +81,7 @@ _ANSWER_INBOUND = (
 _TOUCH_CONTACT = (
     update(Contact.__table__)  # type: ignore[attr-defined]
     .where(Contact.__table__.c.id == bindparam("contact_id"))  # type: ignore[attr-defined]
-    .values(last_inbound_at=bindparam("at"))
+    .values(last_inbound_at=bindparam("at"), language=bindparam("language"))
 )
 _CONTACT_AND_ROLE = (
     select(Contact, Staff.role)
@@ -175,14 +175,17 @@ def get_or_create_contact_with_role(
     return contact, role
 
 
-def touch_contact(*, session: Session, contact: Contact, at: datetime) -> None:
-    """Record that ``contact`` wrote at ``at`` (the WhatsApp 24-hour window).
+def touch_contact(*, session: Session, contact: Contact, at: datetime, language: str | None = None) -> None:
+    """Record that ``contact`` wrote at ``at`` (the WhatsApp 24-hour window), in ``language`` when
+    given (the language of the message, for a contact who has not chosen one).
 
     One Core statement, and the loaded contact updated as if read so: on every inbound message,
-    the ORM's flush machinery for this one column cost more than the rest of the write.
+    the ORM's flush machinery for these columns cost more than the rest of the write.
     """
-    session.connection().execute(_TOUCH_CONTACT, {"contact_id": contact.id, "at": at})
+    language = language or contact.language
+    session.connection().execute(_TOUCH_CONTACT, {"contact_id": contact.id, "at": at, "language": language})
     set_committed_value(contact, "last_inbound_at", at)
+    set_committed_value(contact, "language", language)
 
 
 # --- staff -----------------------------------------------------------------------------------
