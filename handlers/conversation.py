@@ -274,7 +274,9 @@ def status_replies(turn: Turn, refs: list[Reference]) -> list[Reply]:
         for ref in refs:
             shipments = None
             if ref.kind != "kra_pin" and ref.valid:
-                shipments = repo.shipment_rows_for_reference(session=session, value=ref.value)
+                shipments = repo.shipment_rows_for_reference(
+                    session=session, value=ref.value, contact_id=reader.contact.id
+                )
                 if any(not is_released(s.stage) for s in shipments):
                     buttons.append(Button(_t(turn, "button.alert"), f"ALERT {ref.value}"))
             parts.append(

@@ -53,16 +53,15 @@ def answer_reference(
             text += " " + _t("status.suggest", reader, suggestion=ref.suggestion)
         return text
     if shipments is None:
-        shipments = repo.shipment_rows_for_reference(session=session, value=ref.value)
+        shipments = repo.shipment_rows_for_reference(
+            session=session, value=ref.value, contact_id=reader.contact.id
+        )
     if not shipments:
         return _t("status.not_found", reader, label=label, contact=ctx.business_contact)
     if len(shipments) > 1 and not reader.is_staff:
-        assert reader.contact.id is not None
-        mine = repo.linked_shipment_ids(
-            session=session, contact_id=reader.contact.id, among=[s.id for s in shipments if s.id]
-        )
+        mine = [s for s in shipments if s.linked]
         if len(mine) == 1:
-            shipments = [s for s in shipments if s.id in mine]
+            shipments = mine
         else:
             return _shared_answer(session=session, label=label, shipments=shipments, reader=reader)
     return _shipment_answer(session=session, label=label, ref=ref, shipment=shipments[0], reader=reader)
@@ -89,11 +88,7 @@ def _shipment_answer(
         lines.append(_arrival_line(shipment, reader))
     if shipment.release_number and is_released(stage):
         lines.append(_t("status.release_number", reader, number=shipment.release_number))
-    linked = reader.is_staff or bool(
-        reader.contact.id
-        and repo.linked_shipment_ids(session=session, contact_id=reader.contact.id, among=[shipment.id])
-    )
-    if linked:
+    if reader.is_staff or shipment.linked:
         lines.extend(_private_lines(session=session, shipment=shipment, reader=reader))
     lines.append(
         _t(
@@ -103,7 +98,7 @@ def _shipment_answer(
             when=format_when(shipment.updated_at, reader.lang, reader.tz, now=reader.now),
         )
     )
-    if not is_released(stage) and not _subscribed(session=session, reader=reader, shipment_id=shipment.id):
+    if not is_released(stage) and not shipment.subscribed:
         lines.append(_t("status.subscribe_hint", reader, ref=ref.value))
     return "\n".join(lines)
 
@@ -153,12 +148,6 @@ def _private_lines(*, session: Session, shipment: Shipment, reader: Reader) -> l
     if note:
         lines.append(_t("status.public_note", reader, note=note))
     return lines
-
-
-def _subscribed(*, session: Session, reader: Reader, shipment_id: int) -> bool:
-    if reader.contact.id is None:
-        return False
-    return repo.is_subscribed(session=session, contact_id=reader.contact.id, shipment_id=shipment_id)
 
 
 def _shared_answer(*, session: Session, label: str, shipments: list[Shipment], reader: Reader) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import Row, bindparam, case, delete, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
@@ -97,8 +97,23 @@ _EVENT_T = TimelineEvent.__table__  # type: ignore[attr-defined]
 _SUB_T = Subscription.__table__  # type: ignore[attr-defined]
 _WINDOW_T = MaintenanceWindow.__table__  # type: ignore[attr-defined]
 _LINK_T = ShipmentContact.__table__  # type: ignore[attr-defined]
+# For the contact asking: linked to the shipment (may see its details), subscribed to it.
+_LINKED_TO_ASKER = (
+    exists()
+    .where(_LINK_T.c.shipment_id == _SHIPMENT_T.c.id, _LINK_T.c.contact_id == bindparam("contact_id"))
+    .label("linked")
+)
+_SUBSCRIBED_ASKER = (
+    exists()
+    .where(
+        _SUB_T.c.shipment_id == _SHIPMENT_T.c.id,
+        _SUB_T.c.contact_id == bindparam("contact_id"),
+        _SUB_T.c.active.is_(True),
+    )
+    .label("subscribed")
+)
 _SHIPMENT_ROWS_BY_REFERENCE = (
-    select(_SHIPMENT_T)
+    select(_SHIPMENT_T, _LINKED_TO_ASKER, _SUBSCRIBED_ASKER)
     .join(ShipmentReference.__table__, ShipmentReference.__table__.c.shipment_id == _SHIPMENT_T.c.id)  # type: ignore[attr-defined]
     .join(Reference.__table__, Reference.__table__.c.id == ShipmentReference.__table__.c.reference_id)  # type: ignore[attr-defined]
     .where(Reference.__table__.c.value == bindparam("value"))  # type: ignore[attr-defined]
@@ -118,15 +133,6 @@ _RECENT_EVENT_NOTES = (
     .where(_EVENT_T.c.shipment_id == bindparam("shipment_id"))
     .order_by(_EVENT_T.c.at.desc(), _EVENT_T.c.id.desc())
     .limit(bindparam("limit"))
-)
-_IS_SUBSCRIBED = (
-    select(_SUB_T.c.id)
-    .where(
-        _SUB_T.c.contact_id == bindparam("contact_id"),
-        _SUB_T.c.shipment_id == bindparam("shipment_id"),
-        _SUB_T.c.active.is_(True),
-    )
-    .limit(1)
 )
 _UPCOMING_WINDOW_ROWS = (
     select(_WINDOW_T)
@@ -231,9 +237,11 @@ def shipments_for_reference(*, session: Session, value: str) -> list[Shipment]:
     return list(session.execute(_SHIPMENTS_BY_REFERENCE, {"value": value}).scalars().all())
 
 
-def shipment_rows_for_reference(*, session: Session, value: str) -> list[Row[Any]]:
-    """Read-only ``shipments_for_reference``: Rows, not entities (nothing may change them)."""
-    return list(session.connection().execute(_SHIPMENT_ROWS_BY_REFERENCE, {"value": value}).all())
+def shipment_rows_for_reference(*, session: Session, value: str, contact_id: int | None) -> list[Row[Any]]:
+    """Read-only ``shipments_for_reference`` as ``contact_id`` sees them: Rows, not entities
+    (nothing may change them), each with ``linked`` and ``subscribed`` for that contact."""
+    params = {"value": value, "contact_id": contact_id}
+    return list(session.connection().execute(_SHIPMENT_ROWS_BY_REFERENCE, params).all())
 
 
 def references_of(*, session: Session, shipment_id: int) -> list[Reference]:
@@ -478,12 +486,6 @@ def subscriptions_of(*, session: Session, contact_id: int, active_only: bool = T
         return list(session.execute(_ACTIVE_SUBSCRIPTIONS, {"contact_id": contact_id}).scalars().all())
     stmt = select(Subscription).where(Subscription.contact_id == contact_id).order_by(Subscription.id)
     return list(session.execute(stmt).scalars().all())
-
-
-def is_subscribed(*, session: Session, contact_id: int, shipment_id: int) -> bool:
-    """Whether the contact has an active subscription to the shipment (read-only)."""
-    params = {"contact_id": contact_id, "shipment_id": shipment_id}
-    return session.connection().execute(_IS_SUBSCRIBED, params).first() is not None
 
 
 def stop_contact(*, session: Session, contact: Contact, now: datetime) -> int:
