@@ -15,7 +15,7 @@ import signal
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -43,7 +43,7 @@ def beat(app: App, now: datetime) -> None:
 
 def prune(app: App, now: datetime) -> None:
     with write_session(app.engine) as session:
-        repo.prune_lookups(session=session, before=now - timedelta(hours=2))
+        repo.prune_lookups(session=session, before=now - 2 * repo.LOOKUP_WINDOW)
 
 
 def freeze_startup_heap() -> None:

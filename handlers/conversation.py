@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlmodel import Session
 
@@ -46,6 +45,7 @@ class Turn:
     session: Session
     ctx: Context
     inbound_key: str
+    lookups_last_hour: int = 0  # the sender's status lookups within repo.LOOKUP_WINDOW
 
 
 def detect_language(text: str) -> str | None:
@@ -263,8 +263,7 @@ def handle_customer(turn: Turn) -> list[Reply]:
 
 def status_replies(turn: Turn, refs: list[Reference]) -> list[Reply]:
     reader, session = turn.reader, turn.session
-    since = reader.now - timedelta(hours=1)
-    used = repo.count_lookups(session=session, address=reader.contact.address, since=since)
+    used = turn.lookups_last_hour
     lookups = [r for r in refs if r.kind != "kra_pin" and r.valid]
     if lookups and used + len(lookups) > turn.ctx.lookup_limit_per_hour:
         return [Reply(_t(turn, "rate.limited", contact=turn.ctx.business_contact))]

@@ -73,10 +73,11 @@ def route(
     inbound_key: str,
     truncated: bool = False,
 ) -> list[Reply]:
-    contact, role = repo.get_or_create_contact_with_role(
+    sender = repo.get_or_create_sender(
         session=session, address=inbound.address, now=now, display_name=inbound.display_name
     )
-    if inbound.channel == "whatsapp":  # only WhatsApp alerts wait for the customer's next message
+    contact, role = sender.contact, sender.role
+    if sender.has_held_alerts:  # alerts waiting for the WhatsApp customer's next message
         repo.release_held_for(session=session, recipient=contact.address, now=now)
     detected = None if contact.language_chosen else detect_language(inbound.text)
     repo.touch_contact(session=session, contact=contact, at=now, language=detected)
@@ -87,7 +88,14 @@ def route(
         now=now,
         is_staff=role is not None,
     )
-    turn = Turn(inbound=inbound, reader=reader, session=session, ctx=ctx, inbound_key=inbound_key)
+    turn = Turn(
+        inbound=inbound,
+        reader=reader,
+        session=session,
+        ctx=ctx,
+        inbound_key=inbound_key,
+        lookups_last_hour=sender.lookups_last_hour,
+    )
     text = inbound.text.strip()
     if role is not None and staff.is_command(text):
         replies = staff.handle_command(turn, role=role)

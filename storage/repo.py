@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, bindparam, case, delete, exists, func, insert, select, update
@@ -58,11 +58,6 @@ _ACTIVE_SUBSCRIPTIONS = (
     .where(Subscription.contact_id == bindparam("contact_id"), Subscription.active.is_(True))  # type: ignore[attr-defined]
     .order_by(Subscription.id)
 )
-_COUNT_LOOKUPS = (
-    select(func.count())
-    .select_from(LookupEvent)
-    .where(LookupEvent.address == bindparam("address"), LookupEvent.at >= bindparam("since"))
-)
 _UPCOMING_WINDOWS = (
     select(MaintenanceWindow)
     .where(MaintenanceWindow.cancelled_at.is_(None), MaintenanceWindow.ends_at > bindparam("now"))  # type: ignore[union-attr]
@@ -83,8 +78,19 @@ _TOUCH_CONTACT = (
     .where(Contact.__table__.c.id == bindparam("contact_id"))  # type: ignore[attr-defined]
     .values(last_inbound_at=bindparam("at"), language=bindparam("language"))
 )
-_CONTACT_AND_ROLE = (
-    select(Contact, Staff.role)
+# A sender and what answering them needs, in one statement: staff role, alerts held for their
+# next message (WhatsApp's window), status lookups within the hourly limit's window.
+_SENDER = (
+    select(
+        Contact,
+        Staff.role,
+        exists().where(Outbox.recipient == Contact.address, Outbox.status == "held").label("has_held_alerts"),
+        select(func.count())
+        .select_from(LookupEvent)
+        .where(LookupEvent.address == Contact.address, LookupEvent.at >= bindparam("since"))
+        .scalar_subquery()
+        .label("lookups"),
+    )
     .outerjoin(Staff, Staff.address == Contact.address)
     .where(Contact.address == bindparam("address"))
 )
@@ -155,30 +161,42 @@ def get_contact(*, session: Session, address: str) -> Contact | None:
     return session.execute(_CONTACT_BY_ADDRESS, {"address": address}).scalar_one_or_none()
 
 
+LOOKUP_WINDOW = timedelta(hours=1)
+"""The window of the per-sender lookup limit (``CARGOBOT_LOOKUP_LIMIT_PER_HOUR``)."""
+
+
+@dataclass(frozen=True)
+class Sender:
+    """The contact a message came from, and what answering it needs to know."""
+
+    contact: Contact
+    role: str | None  # staff role, None for a customer
+    has_held_alerts: bool  # alerts held until their next WhatsApp message
+    lookups_last_hour: int  # status lookups within LOOKUP_WINDOW
+
+
 def get_or_create_contact(
     *, session: Session, address: str, now: datetime, display_name: str | None = None
 ) -> Contact:
-    return get_or_create_contact_with_role(
-        session=session, address=address, now=now, display_name=display_name
-    )[0]
+    return get_or_create_sender(session=session, address=address, now=now, display_name=display_name).contact
 
 
-def get_or_create_contact_with_role(
+def get_or_create_sender(
     *, session: Session, address: str, now: datetime, display_name: str | None = None
-) -> tuple[Contact, str | None]:
-    """The contact (created when new) and its staff role: one statement for a known contact."""
+) -> Sender:
+    """The sender (the contact created when new): one statement for a known contact."""
     if display_name is not None:  # a name comes from the channel as the person typed it
         display_name = display_name.replace("\x00", "")[:200] or None
-    row = session.execute(_CONTACT_AND_ROLE, {"address": address}).one_or_none()
-    if row is None:
-        contact = Contact(address=address, display_name=display_name, created_at=now)
-        session.add(contact)
+    params = {"address": address, "since": now - LOOKUP_WINDOW}
+    row = session.execute(_SENDER, params).one_or_none()
+    if row is None:  # new: staff may have been added, or alerts addressed, before their first message
+        session.add(Contact(address=address, display_name=display_name, created_at=now))
         session.flush()
-        return contact, staff_role(session=session, address=address)
-    contact, role = row
+        row = session.execute(_SENDER, params).one()
+    contact, role, has_held_alerts, lookups = row
     if display_name and contact.display_name != display_name:
         contact.display_name = display_name
-    return contact, role
+    return Sender(contact, role, bool(has_held_alerts), int(lookups))
 
 
 def touch_contact(*, session: Session, contact: Contact, at: datetime, language: str | None = None) -> None:
@@ -612,11 +630,6 @@ def has_note(*, session: Session, shipment_id: int, note: str) -> bool:
 
 
 # --- lookups (rate limit) --------------------------------------------------------------------
-
-
-def count_lookups(*, session: Session, address: str, since: datetime) -> int:
-    params = {"address": address, "since": since}
-    return int(session.connection().execute(_COUNT_LOOKUPS, params).scalar_one())
 
 
 def record_lookup(*, session: Session, address: str, at: datetime) -> None:
