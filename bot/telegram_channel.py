@@ -125,8 +125,14 @@ class TelegramChannel:
 
     name = "telegram"
 
-    def __init__(self, settings: Settings, *, connection_pool_size: int | None = None,
-                 timeout: float = 10.0, pool_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        connection_pool_size: int | None = None,
+        timeout: float = 10.0,
+        pool_timeout: float = 30.0,
+    ) -> None:
         token = settings.telegram_bot_token.get_secret_value()
         if not token:
             raise ValueError("TELEGRAM_BOT_TOKEN is not set")
@@ -141,8 +147,12 @@ class TelegramChannel:
             write_timeout=timeout,
             pool_timeout=pool_timeout,
         )
-        self.bot = Bot(token, base_url=settings.telegram_api_base_url,
-                       base_file_url=file_base_url(settings.telegram_api_base_url), request=request)
+        self.bot = Bot(
+            token,
+            base_url=settings.telegram_api_base_url,
+            base_file_url=file_base_url(settings.telegram_api_base_url),
+            request=request,
+        )
         self._initialized = False
         self._init_lock = asyncio.Lock()  # the first sends of a burst all arrive here at once
 
@@ -188,20 +198,32 @@ class TelegramChannel:
             except TelegramError as exc:
                 error = self._classify(exc)
                 if index:
-                    log.warning("telegram: %d of %d parts sent to %s before: %s",
-                                index, len(pieces), message.address, error)
+                    log.warning(
+                        "telegram: %d of %d parts sent to %s before: %s",
+                        index,
+                        len(pieces),
+                        message.address,
+                        error,
+                    )
                 raise error from None
             message_id = str(sent.message_id)
         return message_id
 
     # ---- setup helpers for `cargobot setup-telegram` ----------------------------------------
 
-    async def set_webhook(self, url: str, secret: str, allowed_updates: Sequence[str] | None = None,
-                          *, drop_pending_updates: bool = False) -> bool:
+    async def set_webhook(
+        self,
+        url: str,
+        secret: str,
+        allowed_updates: Sequence[str] | None = None,
+        *,
+        drop_pending_updates: bool = False,
+    ) -> bool:
         await self.initialize()
         try:
             return await self.bot.set_webhook(
-                url, secret_token=secret or None,
+                url,
+                secret_token=secret or None,
                 allowed_updates=list(allowed_updates) if allowed_updates is not None else None,
                 drop_pending_updates=drop_pending_updates,
             )

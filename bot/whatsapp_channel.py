@@ -90,16 +90,38 @@ class RedirectingHttpClient(TwilioHttpClient):
         parts = urlsplit(url)
         if parts.hostname != TWILIO_API_HOST:
             return url
-        return urlunsplit((self._target.scheme, self._target.netloc, self._target.path + parts.path,
-                           parts.query, parts.fragment))
+        return urlunsplit(
+            (
+                self._target.scheme,
+                self._target.netloc,
+                self._target.path + parts.path,
+                parts.query,
+                parts.fragment,
+            )
+        )
 
-    def request(self, method: str, url: str, params: dict[str, object] | None = None,
-                data: dict[str, object] | None = None, headers: dict[str, str] | None = None,
-                auth: tuple[str, str] | None = None, timeout: float | None = None,
-                allow_redirects: bool = False) -> Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
         self._last.response = None
-        response = super().request(method, self.redirect(url), params=params, data=data, headers=headers,
-                                   auth=auth, timeout=timeout, allow_redirects=allow_redirects)
+        response = super().request(
+            method,
+            self.redirect(url),
+            params=params,
+            data=data,
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+            allow_redirects=allow_redirects,
+        )
         self._last.response = response
         return response
 
@@ -138,8 +160,10 @@ def button_hint(buttons: tuple[Button, ...]) -> str:
     """WhatsApp free text has no inline buttons: say what to type instead."""
     if not buttons:
         return ""
-    lines = [b.data if b.label.strip().upper() == b.data.strip().upper() else f"{b.data} ({b.label})"
-             for b in buttons]
+    lines = [
+        b.data if b.label.strip().upper() == b.data.strip().upper() else f"{b.data} ({b.label})"
+        for b in buttons
+    ]
     return "\n\nReply with:\n" + "\n".join(lines)
 
 
@@ -160,8 +184,9 @@ class WhatsAppChannel:
         self.from_ = whatsapp_address(settings.twilio_whatsapp_from)
         base = settings.public_base_url.rstrip("/")
         self.status_callback = f"{base}{STATUS_CALLBACK_PATH}" if base else None
-        self.http_client = RedirectingHttpClient(settings.twilio_api_base_url, pool_size=pool_size,
-                                                 timeout=timeout)
+        self.http_client = RedirectingHttpClient(
+            settings.twilio_api_base_url, pool_size=pool_size, timeout=timeout
+        )
         self.client = Client(
             settings.twilio_account_sid,
             settings.twilio_auth_token.get_secret_value(),
@@ -193,8 +218,12 @@ class WhatsAppChannel:
         last message SID."""
         to = self._to(message.address)
         if message.template is not None:
-            requests = [{"content_sid": message.template.content_sid,
-                         "content_variables": json.dumps(message.template.variables, ensure_ascii=False)}]
+            requests = [
+                {
+                    "content_sid": message.template.content_sid,
+                    "content_variables": json.dumps(message.template.variables, ensure_ascii=False),
+                }
+            ]
         else:
             text = message.text + button_hint(message.buttons)
             if not text.strip():
@@ -206,8 +235,13 @@ class WhatsAppChannel:
                 sid = await self._run(self._create, to, fields)
             except SendError as error:
                 if index:
-                    log.warning("whatsapp: %d of %d parts sent to %s before: %s",
-                                index, len(requests), message.address, error)
+                    log.warning(
+                        "whatsapp: %d of %d parts sent to %s before: %s",
+                        index,
+                        len(requests),
+                        message.address,
+                        error,
+                    )
                 raise
         return sid
 
@@ -241,13 +275,15 @@ class WhatsAppChannel:
         detail = exc.msg if isinstance(exc, TwilioRestException) else (exc.detail or exc.title)
         reason = f"twilio {status} code {code}: {detail}"
         if status == 429 or code == RATE_LIMIT_CODE:
-            return RetryableSendError(reason, retry_after=_parse_retry_after(
-                self.http_client.last_header("Retry-After")))
+            return RetryableSendError(
+                reason, retry_after=_parse_retry_after(self.http_client.last_header("Retry-After"))
+            )
         if status >= 500:
             return RetryableSendError(reason)
         if status == 401:  # wrong TWILIO_ACCOUNT_SID / AUTH_TOKEN: hold the alerts until fixed
-            return RetryableSendError(f"{reason} (credentials rejected)",
-                                      retry_after=CONFIGURATION_RETRY_SECONDS)
+            return RetryableSendError(
+                f"{reason} (credentials rejected)", retry_after=CONFIGURATION_RETRY_SECONDS
+            )
         if code == OUTSIDE_WINDOW_CODE:
             return OutsideWindowError(reason)
         if code in PERMANENT_CODES:

@@ -43,9 +43,10 @@ def test_handlers_and_storage_never_import_channel_frameworks() -> None:
 
 
 @pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed")
-def test_ruff_is_clean() -> None:
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["lint", "format"])
+def test_ruff_is_clean(command: list[str]) -> None:
     result = subprocess.run(
-        ["ruff", "check", "bot", "handlers", "storage", "tests", "bench"],
+        ["ruff", *command, "bot", "handlers", "storage", "tests", "bench"],
         cwd=ROOT,
         capture_output=True,
         text=True,
