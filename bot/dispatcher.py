@@ -281,7 +281,8 @@ class Dispatcher:
             await settle(row, status="skipped", last_error="skipped: the contact opted out (STOP)")
             return Handled(row.recipient, row.text, "skipped")
         channel = self.channels[channel_name]
-        message = Outgoing(address=row.recipient, text=row.text)
+        # Telegram shows the buttons inline; WhatsApp free text writes them out (``button_hint``).
+        message = Outgoing(address=row.recipient, text=row.text, buttons=outbox.buttons_of(row))
         if channel_name == "whatsapp" and self._window_closed(row, contact):
             template = self._template_for(row)
             if template is None:

@@ -58,17 +58,16 @@ def store_and_answer(app: App, update: Update, worker: str) -> tuple[str, list[t
             with write_session(app.engine) as session:
                 now = utcnow()
                 replies = receive(session=session, inbound=inbound, ctx=app.ctx, now=now) or []
-                replies = [r for r in replies if r.text.strip()]
-                ids = outbox.add_claimed_replies(
+                claimed = outbox.add_claimed_replies(
                     session,
                     event_prefix=f"reply:telegram:{update.update_id}",
                     address=inbound.address,
-                    texts=[r.text for r in replies],
+                    replies=replies,
                     now=now,
                     worker=worker,
                     lease=timedelta(seconds=app.settings.claim_lease_seconds),
                 )
-                return inbound.address, list(zip(ids, replies, strict=True))
+                return inbound.address, claimed
         except IntegrityError:  # the webhook or another poller stored it at the same moment
             if attempt == 3:
                 raise

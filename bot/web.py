@@ -400,17 +400,15 @@ def _telegram_update(web: _Web) -> Response | tuple[str, int]:
     lease = timedelta(seconds=max(web.settings.claim_lease_seconds, 3 * web.reply_budget))
 
     def claim(session: Session, replies: list[Reply], now: datetime) -> list[tuple[int, Reply]]:
-        replies = [reply for reply in replies if reply.text.strip()]
-        ids = outbox.add_claimed_replies(
+        return outbox.add_claimed_replies(
             session,
             event_prefix=f"reply:telegram:{update.update_id}",
             address=inbound.address,
-            texts=[reply.text for reply in replies],
+            replies=replies,
             now=now,
             worker=web.worker,
             lease=lease,
         )
-        return list(zip(ids, replies, strict=True))
 
     _, claimed = web.receive(inbound, then=claim)
     if claimed:

@@ -182,6 +182,7 @@ class Outbox(SQLModel, table=True):
     recipient: str = Field(max_length=120)
     kind: str = Field(max_length=30)  # release, hold, hold_cleared, stage, maintenance_*, broadcast, agent
     text: str = Field(sa_column=Column(Text, nullable=False))
+    buttons: str | None = Field(default=None, sa_column=Column(Text))  # JSON [{"label", "data"}]
     template: str | None = Field(default=None, max_length=20)  # release | hold | maintenance
     template_vars: str | None = Field(default=None, sa_column=Column(Text))  # JSON
     force_template: bool = False  # WhatsApp said the 24-hour window is closed: send the template

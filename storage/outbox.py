@@ -9,12 +9,14 @@ compare-and-set on ``claimed_by``, so a worker that lost its lease cannot overwr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, and_, bindparam, delete, or_, select, update
 from sqlmodel import Session
 
+from handlers.types import Button, Reply
 from storage.db import read_session, write_connection, write_session
 from storage.models import Contact, DeliveryReport, Outbox
 
@@ -213,22 +215,26 @@ def add_claimed_replies(
     *,
     event_prefix: str,
     address: str,
-    texts: Sequence[str],
+    replies: Sequence[Reply],
     now: datetime,
     worker: str,
     lease: timedelta,
-) -> list[int]:
-    """Record replies we are about to send ourselves as outbox rows already claimed by ``worker``.
+) -> list[tuple[int, Reply]]:
+    """Record replies we are about to send ourselves as outbox rows already claimed by ``worker``;
+    returns (row id, reply) for each that is not blank, in order.
 
     Written in the same transaction as the inbound message, so a reply is never lost: if the
-    process dies before settling a row, the dispatcher sends it once the lease runs out.
+    process dies before settling a row, or its send is not confirmed, the dispatcher sends it,
+    inline buttons included.
     """
+    replies = [reply for reply in replies if reply.text.strip()]
     rows = [
         Outbox(
             event_key=f"{event_prefix}:{index}",
             recipient=address,
             kind="reply",
-            text=text,
+            text=reply.text,
+            buttons=_buttons_json(reply.buttons),
             status="sending",
             due_at=now,
             attempts=1,
@@ -236,12 +242,24 @@ def add_claimed_replies(
             lease_until=now + lease,
             created_at=now,
         )
-        for index, text in enumerate(texts)
-        if text.strip()
+        for index, reply in enumerate(replies)
     ]
     session.add_all(rows)
     session.flush()
-    return [row.id for row in rows if row.id is not None]
+    return [(row.id, reply) for row, reply in zip(rows, replies, strict=True) if row.id is not None]
+
+
+def _buttons_json(buttons: Sequence[Button]) -> str | None:
+    if not buttons:
+        return None
+    return json.dumps([{"label": b.label, "data": b.data} for b in buttons], ensure_ascii=False)
+
+
+def buttons_of(row: Outbox) -> tuple[Button, ...]:
+    """The inline buttons stored with ``row`` (``Outbox.buttons``), none when it has none."""
+    if not row.buttons:
+        return ()
+    return tuple(Button(label=item["label"], data=item["data"]) for item in json.loads(row.buttons))
 
 
 def add_replies(
@@ -253,7 +271,8 @@ def add_replies(
     first_index: int,
     now: datetime,
 ) -> None:
-    """Replies for the dispatcher to send (pieces that did not fit in the webhook's answer)."""
+    """Replies for the dispatcher to send: WhatsApp pieces that did not fit in the webhook's answer,
+    their buttons already written into the text (``button_hint``), so none are stored."""
     session.add_all(
         Outbox(
             event_key=f"{event_prefix}:{index}",

@@ -832,7 +832,9 @@ def erase_contact_data(*, session: Session, contact: Contact, anonymous: str) ->
         .where(Outbox.recipient == address, Outbox.status.in_(["pending", "retry", "held"]))  # type: ignore[attr-defined]
         .values(status="cancelled", last_error="contact asked to delete their data")
     )
-    session.execute(update(Outbox).where(Outbox.recipient == address).values(recipient=anonymous, text=""))
+    session.execute(
+        update(Outbox).where(Outbox.recipient == address).values(recipient=anonymous, text="", buttons=None)
+    )
     contact.address, contact.display_name = anonymous, None
     contact.opted_out, contact.last_inbound_at = True, None
     session.flush()

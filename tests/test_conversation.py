@@ -226,6 +226,30 @@ def test_delete_my_data_after_confirmation(demo: Chat) -> None:
     assert all("TGHU7345017" not in t for t in texts)
 
 
+def test_delete_my_data_blanks_the_replies_and_buttons_kept_for_sending(demo: Chat) -> None:
+    """A reply with its "Alert me" button (ALERT <reference>) waits in the outbox: erased too."""
+    demo.text(CUSTOMER, "TGHU7345017")
+    with write_session(demo.engine) as session:
+        session.add(
+            Outbox(
+                event_key="reply:telegram:1:0",
+                recipient=CUSTOMER,
+                kind="reply",
+                text="Container TGHU7345017 ...",
+                buttons='[{"label": "Alert me when released", "data": "ALERT TGHU7345017"}]',
+                status="retry",
+                due_at=demo.clock.now,
+                created_at=demo.clock.now,
+            )
+        )
+    demo.text(CUSTOMER, "DELETE MY DATA")
+    demo.text(CUSTOMER, "YES")
+    with read_session(demo.engine) as session:
+        rows = session.execute(select(Outbox.recipient, Outbox.text, Outbox.buttons)).all()
+    assert rows and all(CUSTOMER not in row.recipient for row in rows)
+    assert all("TGHU7345017" not in (row.text + (row.buttons or "")) for row in rows)
+
+
 def test_delete_my_data_cancelled_by_anything_else(demo: Chat) -> None:
     assert "NDIO" in demo.text(CUSTOMER, "FUTA DATA YANGU")
     demo.text(CUSTOMER, "no")

@@ -14,8 +14,9 @@ from bot.console_channel import ConsoleChannel
 from bot.delivery import Channel
 from bot.dispatcher import Dispatcher, backoff_seconds
 from bot.telegram_channel import TelegramChannel
-from bot.whatsapp_channel import WhatsAppChannel
+from bot.whatsapp_channel import WhatsAppChannel, button_hint
 from handlers.alerts import outbox_row
+from handlers.types import Button, Reply
 from storage import outbox, repo
 from storage.db import read_session, write_session
 from storage.models import Outbox
@@ -214,6 +215,36 @@ def test_63016_falls_back_to_template(engine: Engine, clock: Clock, twilio: Fake
     assert run_pass(engine, settings, {"whatsapp": WhatsAppChannel(settings)}, clock) == ["retry"]
     assert run_pass(engine, settings, {"whatsapp": WhatsAppChannel(settings)}, clock) == ["sent"]
     assert twilio.sent[-1].content_sid == "HX" + "2" * 32
+
+
+def test_buttons_go_inline_on_telegram_and_are_written_out_once_on_whatsapp(
+    engine: Engine, clock: Clock, telegram: FakeTelegram, twilio: FakeTwilio
+) -> None:
+    """Replies claimed by a process that died before sending them keep their buttons."""
+    settings = make_settings(telegram, twilio)
+    contact_wrote(engine, "whatsapp:+254700000101", clock.now)
+    button = Button("Alert me when released", "ALERT TGHU7345017")
+    with write_session(engine) as session:
+        for address in ("telegram:4242", "whatsapp:+254700000101"):
+            outbox.add_claimed_replies(
+                session,
+                event_prefix="reply:test",
+                address=address,
+                replies=[Reply("Not released yet.", buttons=(button,))],
+                now=clock.now,
+                worker="web:died",
+                lease=timedelta(seconds=30),
+            )
+    clock.advance(seconds=31)
+    channels: dict[str, Channel] = {
+        "telegram": TelegramChannel(settings),
+        "whatsapp": WhatsAppChannel(settings),
+    }
+    assert run_pass(engine, settings, channels, clock) == ["sent", "sent"]
+    [inline] = telegram.sent
+    assert (inline.text, inline.button_data) == ("Not released yet.", ["ALERT TGHU7345017"])
+    [written] = twilio.sent
+    assert written.body == "Not released yet." + button_hint((button,))  # the hint once, not twice
 
 
 def test_notice_whose_moment_passed_is_dropped(engine: Engine, clock: Clock) -> None:

@@ -6,6 +6,7 @@ public URL; Telegram updates are the Bot API's JSON shapes (``tests.fakes``).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -23,6 +24,8 @@ from twilio.request_validator import RequestValidator
 
 from bot.app import App, utcnow
 from bot.config import Settings
+from bot.demo import seed_demo
+from bot.dispatcher import Dispatcher
 from bot.telegram_channel import TelegramChannel
 from bot.telegram_inbound import MalformedUpdate, parse_update, to_inbound
 from bot.web import check_web_settings, close_app, create_app, web_channels
@@ -466,6 +469,30 @@ def test_reply_that_cannot_be_sent_is_left_in_the_outbox_for_the_worker(
     assert row.event_key == "reply:telegram:1004:0" and row.recipient == "telegram:4242"
     assert row.status == "retry" and row.claimed_by is None
     assert row.due_at <= utcnow() and "not confirmed" in (row.last_error or "")
+
+
+def test_reply_whose_send_failed_is_sent_by_the_dispatcher_with_its_buttons(
+    client: FlaskClient, engine: Engine, settings: Settings, telegram: FakeTelegram
+) -> None:
+    seed_demo(engine, now=utcnow())
+    telegram.next_500()
+    update = telegram_message_update(1015, 4242, "where is TGHU7345017?")
+    assert post_telegram(client, update).status_code == 200
+    assert telegram.sent == []
+    [row] = outbox_rows(engine, kind="reply")
+    assert row.status == "retry"
+
+    async def dispatch() -> list[str]:
+        async with TelegramChannel(settings) as channel:
+            dispatcher = Dispatcher(
+                engine=engine, settings=settings, channels={"telegram": channel}, clock=utcnow
+            )
+            return [handled.status for handled in await dispatcher.dispatch_pass()]
+
+    assert asyncio.run(dispatch()) == ["sent"]
+    [sent] = telegram.sent
+    assert (sent.chat_id, sent.text) == (4242, row.text)
+    assert "ALERT TGHU7345017" in sent.button_data
 
 
 def test_rate_limited_reply_waits_for_telegrams_retry_after(
