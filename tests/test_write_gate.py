@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from storage.db import WriteGate, make_engine, write_connection, write_session
+from storage.db import CHECKPOINT_EVERY, WriteGate, make_engine, write_connection, write_session
 
 
 def test_the_gate_is_reentrant_on_one_thread(tmp_path: Path) -> None:
@@ -86,3 +86,27 @@ def test_sqlite_engines_write_through_the_gate(tmp_path: Path) -> None:
             assert session.execute(text("SELECT n FROM t")).scalar_one() == 1
     finally:
         engine.dispose()
+
+
+PAD = 45_000  # 11 pages a row: CHECKPOINT_EVERY rows pass SQLite's automatic checkpoint (1000 pages)
+
+
+def test_the_wal_is_checkpointed_every_so_many_writes_after_the_gate(tmp_path: Path) -> None:
+    """SQLite's own checkpoint (inside a commit, other writers queued behind it) is off; the
+    process checkpoints every CHECKPOINT_EVERY writes instead, once it has left the gate."""
+    database = tmp_path / "cargo.db"
+    engine = make_engine(f"sqlite:///{database}")
+    try:
+        with write_session(engine) as session:
+            session.execute(text("CREATE TABLE t (pad TEXT)"))
+        sizes = []
+        for writes in range(2, 2 * CHECKPOINT_EVERY + 1):
+            with write_session(engine) as session:
+                session.execute(text("INSERT INTO t VALUES (:pad)"), {"pad": "x" * PAD})
+            if writes in (CHECKPOINT_EVERY - 1, CHECKPOINT_EVERY, 2 * CHECKPOINT_EVERY - 1):
+                sizes.append(database.stat().st_size)
+    finally:
+        engine.dispose()
+    before, after, later = sizes
+    assert after - before > (CHECKPOINT_EVERY - 2) * PAD  # the rows reached the database file at once
+    assert later == after  # and no automatic checkpoint ran in between, past SQLite's 1000 pages
