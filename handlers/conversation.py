@@ -45,7 +45,7 @@ class Turn:
     session: Session
     ctx: Context
     inbound_key: str
-    lookups_last_hour: int = 0  # the sender's status lookups within repo.LOOKUP_WINDOW
+    sender: repo.Sender  # lookups within the hourly limit, the next iCMS maintenance window
 
 
 def detect_language(text: str) -> str | None:
@@ -263,7 +263,7 @@ def handle_customer(turn: Turn) -> list[Reply]:
 
 def status_replies(turn: Turn, refs: list[Reference]) -> list[Reply]:
     reader, session = turn.reader, turn.session
-    used = turn.lookups_last_hour
+    used = turn.sender.lookups_last_hour
     lookups = [r for r in refs if r.kind != "kra_pin" and r.valid]
     if lookups and used + len(lookups) > turn.ctx.lookup_limit_per_hour:
         return [Reply(_t(turn, "rate.limited", contact=turn.ctx.business_contact))]
@@ -283,7 +283,7 @@ def status_replies(turn: Turn, refs: list[Reference]) -> list[Reply]:
                     session=session, ref=ref, reader=turn.reader, ctx=turn.ctx, shipments=shipments
                 )
             )
-        note = maintenance_note(session=session, reader=reader)
+        note = maintenance_note(turn.sender.next_window, reader)
     if note:
         parts.append(note)
     for _ in lookups:

@@ -37,8 +37,14 @@ def receive(*, session: Session, inbound: Inbound, ctx: Context, now: datetime) 
     """Store and answer one inbound message; None when it is a redelivery already answered."""
     text, truncated = clean_text(inbound.text, ctx.max_message_chars)
     provider_key = f"{inbound.channel}:{inbound.provider_id}" if inbound.provider_id else None
+    known = repo.arrival(session=session, address=inbound.address, provider_key=provider_key, now=now)
     claim = repo.claim_inbound(
-        session=session, provider_key=provider_key, address=inbound.address, text=text, received_at=now
+        session=session,
+        known=known,
+        provider_key=provider_key,
+        address=inbound.address,
+        text=text,
+        received_at=now,
     )
     if claim is None:
         log.info("redelivered message %s answered already", provider_key)
@@ -57,6 +63,7 @@ def receive(*, session: Session, inbound: Inbound, ctx: Context, now: datetime) 
         now=now,
         inbound_key=claim.key,
         truncated=truncated,
+        known=known,
     )
     repo.record_answer(
         session=session, claim=claim, reply="\n\n".join(r.text for r in replies), answered_at=now
@@ -72,9 +79,10 @@ def route(
     now: datetime,
     inbound_key: str,
     truncated: bool = False,
+    known: repo.Arrival | None = None,
 ) -> list[Reply]:
     sender = repo.get_or_create_sender(
-        session=session, address=inbound.address, now=now, display_name=inbound.display_name
+        session=session, address=inbound.address, now=now, display_name=inbound.display_name, known=known
     )
     contact, role = sender.contact, sender.role
     if sender.has_held_alerts:  # alerts waiting for the WhatsApp customer's next message
@@ -94,7 +102,7 @@ def route(
         session=session,
         ctx=ctx,
         inbound_key=inbound_key,
-        lookups_last_hour=sender.lookups_last_hour,
+        sender=sender,
     )
     text = inbound.text.strip()
     if role is not None and staff.is_command(text):

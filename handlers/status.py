@@ -21,6 +21,7 @@ from handlers.stages import is_released
 from handlers.timefmt import format_relative, format_when, format_window
 from storage import repo
 from storage.models import Contact, MaintenanceWindow, Shipment
+from storage.repo import WindowTimes
 
 _BEFORE_ARRIVAL = ("booked", "in_transit")
 
@@ -167,13 +168,17 @@ def _shared_answer(*, session: Session, label: str, shipments: list[Shipment], r
     return "\n".join(lines)
 
 
-def maintenance_note(*, session: Session, reader: Reader) -> str | None:
-    """While an iCMS window is on, or starts within 24 hours, every status reply says so."""
-    for window in repo.upcoming_window_rows(session=session, now=reader.now):
-        if window.starts_at <= reader.now:
-            return _t("status.maintenance_now", reader, until=_until(window, reader))
-        if window.starts_at - reader.now <= timedelta(hours=24):
-            return _t("status.maintenance_soon", reader, window=_window(window, reader))
+def maintenance_note(window: WindowTimes | None, reader: Reader) -> str | None:
+    """While an iCMS window is on, or starts within 24 hours, every status reply says so.
+
+    ``window``: the first window not over yet (``repo.Arrival.next_window``); any later one starts
+    later still, so it cannot be on, or sooner, when this one is not."""
+    if window is None:
+        return None
+    if window.starts_at <= reader.now:
+        return _t("status.maintenance_now", reader, until=_until(window, reader))
+    if window.starts_at - reader.now <= timedelta(hours=24):
+        return _t("status.maintenance_soon", reader, window=_window(window, reader))
     return None
 
 
@@ -187,9 +192,9 @@ def icms_answer(*, session: Session, reader: Reader) -> str:
     return _t("icms.next", reader, window=_window(window, reader))
 
 
-def _until(window: MaintenanceWindow, reader: Reader) -> str:
+def _until(window: WindowTimes | MaintenanceWindow, reader: Reader) -> str:
     return format_when(window.ends_at, reader.lang, reader.tz, now=reader.now)
 
 
-def _window(window: MaintenanceWindow, reader: Reader) -> str:
+def _window(window: WindowTimes | MaintenanceWindow, reader: Reader) -> str:
     return format_window(window.starts_at, window.ends_at, reader.lang, reader.tz)
