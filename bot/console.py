@@ -13,9 +13,8 @@ from collections.abc import Callable, Iterable
 from typing import TextIO
 
 from bot.app import App, utcnow
-from handlers.router import receive
+from handlers.router import answer
 from handlers.types import Inbound, Reply
-from storage.db import write_session
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +30,8 @@ def ask(app: App, address: str, text: str) -> list[Reply]:
     """One inbound message from ``address``, answered in its own transaction."""
     now = utcnow()
     inbound = Inbound(address=address, text=text, received_at=now, provider_id=f"console-{uuid.uuid4().hex}")
-    with write_session(app.engine) as session:
-        return receive(session=session, inbound=inbound, ctx=app.ctx, now=now) or []
+    replies, _ = answer(engine=app.engine, inbound=inbound, ctx=app.ctx, now=lambda: now)
+    return replies or []
 
 
 def _decode(raw: bytes) -> str:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 from telegram import Update
 from telegram.error import RetryAfter, TelegramError
 
@@ -22,7 +22,7 @@ from bot.app import App, utcnow
 from bot.replies import send_claimed
 from bot.telegram_channel import TelegramChannel, retry_after_seconds
 from bot.telegram_inbound import callback_query_id, to_inbound
-from handlers.router import receive
+from handlers.router import answer
 from handlers.types import Reply
 from storage import outbox, repo
 from storage.db import write_session
@@ -53,25 +53,20 @@ def store_and_answer(app: App, update: Update, worker: str) -> tuple[str, list[t
     inbound = to_inbound(update, received_at=utcnow())
     if inbound is None:
         return "", []
-    for attempt in (1, 2, 3):
-        try:
-            with write_session(app.engine) as session:
-                now = utcnow()
-                replies = receive(session=session, inbound=inbound, ctx=app.ctx, now=now) or []
-                claimed = outbox.add_claimed_replies(
-                    session,
-                    event_prefix=f"reply:telegram:{update.update_id}",
-                    address=inbound.address,
-                    replies=replies,
-                    now=now,
-                    worker=worker,
-                    lease=timedelta(seconds=app.settings.claim_lease_seconds),
-                )
-                return inbound.address, claimed
-        except IntegrityError:  # the webhook or another poller stored it at the same moment
-            if attempt == 3:
-                raise
-    return inbound.address, []
+
+    def claim(session: Session, replies: list[Reply], now: datetime) -> list[tuple[int, Reply]]:
+        return outbox.add_claimed_replies(
+            session,
+            event_prefix=f"reply:telegram:{update.update_id}",
+            address=inbound.address,
+            replies=replies,
+            now=now,
+            worker=worker,
+            lease=timedelta(seconds=app.settings.claim_lease_seconds),
+        )
+
+    _, claimed = answer(engine=app.engine, inbound=inbound, ctx=app.ctx, now=utcnow, then=claim)
+    return inbound.address, claimed or []
 
 
 async def poll_forever(app: App, channel: TelegramChannel, stop: asyncio.Event) -> None:

@@ -5,7 +5,7 @@ Nothing is built at import: ``create_app`` is the Flask app factory and ``run_we
 What the webhooks promise:
 
 * Every inbound message is stored, deduplicated on the provider's id, before it is answered
-  (``handlers.router.receive`` in one ``write_session``).
+  (``handlers.router.answer``; its record, its answer and what the answer queues commit together).
 * WhatsApp is answered with TwiML in the HTTP response: at most 10 messages of 1600 characters,
   anything longer goes to the outbox in the same transaction. Telegram replies are written to the
   outbox in that same transaction, claimed by this process, then sent through the Bot API; a reply
@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from flask import Flask, Response, abort, jsonify, request
 from gunicorn.app.base import BaseApplication
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
@@ -48,10 +48,10 @@ from bot.replies import send_claimed
 from bot.telegram_channel import TelegramChannel
 from bot.telegram_inbound import MalformedUpdate, callback_query_id, parse_update, to_inbound
 from bot.whatsapp_channel import STATUS_CALLBACK_PATH, WHATSAPP_TEXT_LIMIT, button_hint
-from handlers.router import receive
+from handlers.router import answer
 from handlers.types import Inbound, Reply
 from storage import outbox, repo
-from storage.db import read_session, write_session
+from storage.db import read_session
 
 log = logging.getLogger(__name__)
 
@@ -198,27 +198,6 @@ class _Web:
         self.worker = f"web:{socket.gethostname()}:{os.getpid()}"
         self.has_template = app.settings.has_template
 
-    def receive(
-        self, inbound: Inbound, then: Callable[[Session, list[Reply], datetime], T] | None = None
-    ) -> tuple[list[Reply] | None, T | None]:
-        """Store and answer ``inbound`` in one transaction, with ``then`` inside it.
-
-        A unique-key clash means a concurrent delivery of the same message (or a new contact's
-        first two messages at once): one more attempt sees the other's commit.
-        """
-        for attempt in (1, 2, 3):
-            try:
-                with write_session(self.app.engine) as session:
-                    now = utcnow()
-                    replies = receive(session=session, inbound=inbound, ctx=self.app.ctx, now=now)
-                    extra = then(session, replies, now) if then is not None and replies else None
-                return replies, extra
-            except IntegrityError:
-                if attempt == 3:
-                    raise
-                log.info("concurrent delivery of %s:%s; trying again", inbound.channel, inbound.provider_id)
-        raise AssertionError("unreachable")
-
 
 def create_app(
     app: App, *, telegram_sender: TelegramChannel | None = None, reply_budget: float = REPLY_BUDGET_SECONDS
@@ -346,11 +325,11 @@ def _whatsapp_message(web: _Web) -> Response:
         media_urls=media,
     )
 
-    def answer(session: Session, replies: list[Reply], now: datetime) -> list[str]:
+    def twiml_pieces(session: Session, replies: list[Reply], now: datetime) -> list[str]:
         pieces = _whatsapp_pieces(replies)
         return _queue_overflow(session, sid=sid, address=sender, pieces=pieces, now=now)
 
-    _, pieces = web.receive(inbound, then=answer)
+    _, pieces = answer(engine=web.app.engine, inbound=inbound, ctx=web.app.ctx, now=utcnow, then=twiml_pieces)
     return _twiml(pieces)
 
 
@@ -410,7 +389,7 @@ def _telegram_update(web: _Web) -> Response | tuple[str, int]:
             lease=lease,
         )
 
-    _, claimed = web.receive(inbound, then=claim)
+    _, claimed = answer(engine=web.app.engine, inbound=inbound, ctx=web.app.ctx, now=utcnow, then=claim)
     if claimed:
         _send_replies(web, inbound.address, claimed)
     query_id = callback_query_id(update)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlmodel import Session
 
@@ -46,6 +46,7 @@ class Turn:
     ctx: Context
     inbound_key: str
     sender: repo.Sender  # lookups within the hourly limit, the next iCMS maintenance window
+    lookups: list[str] = field(default_factory=list)  # references looked up, for the caller to count
 
 
 def detect_language(text: str) -> str | None:
@@ -286,7 +287,6 @@ def status_replies(turn: Turn, refs: list[Reference]) -> list[Reply]:
         note = maintenance_note(turn.sender.next_window, reader)
     if note:
         parts.append(note)
-    for _ in lookups:
-        repo.record_lookup(session=session, address=reader.contact.address, at=reader.now)
+    turn.lookups.extend(ref.value for ref in lookups)
     buttons = buttons[:3]
     return [Reply("\n\n".join(parts), buttons=tuple(buttons))]

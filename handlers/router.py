@@ -1,15 +1,19 @@
 """Every inbound message enters here: stored once, routed to the customer or staff side, answered.
 
-The caller provides the transaction (``storage.db.write_session``); the inbound row, the contact's
-changes, any outbox rows and the answer's record commit together.
+``answer`` runs ``receive`` in a write transaction of its own: the inbound row, the contact's
+changes, any outbox rows and the answer's record commit together, before the answer is given.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from handlers import catalogue, staff
@@ -19,10 +23,12 @@ from handlers.status import Reader
 from handlers.timefmt import timezone_for_address
 from handlers.types import Inbound, Reply
 from storage import repo
+from storage.db import write_session
 
 log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+T = TypeVar("T")
 
 
 def clean_text(text: str, limit: int) -> tuple[str, bool]:
@@ -31,6 +37,34 @@ def clean_text(text: str, limit: int) -> tuple[str, bool]:
     if len(text) > limit:
         return text[:limit], True
     return text, False
+
+
+def answer(
+    *,
+    engine: Engine,
+    inbound: Inbound,
+    ctx: Context,
+    now: Callable[[], datetime],
+    then: Callable[[Session, list[Reply], datetime], T] | None = None,
+) -> tuple[list[Reply] | None, T | None]:
+    """Store and answer ``inbound``; replies None for a redelivery answered before. ``then`` runs
+    in the write transaction, with the replies (to queue what the channel cannot send at once).
+
+    A unique-key clash means a concurrent delivery of the same message (or a new contact's first
+    two messages at once): one more attempt sees the other's commit.
+    """
+    for attempt in (1, 2, 3):
+        try:
+            with write_session(engine) as session:
+                moment = now()
+                replies = receive(session=session, inbound=inbound, ctx=ctx, now=moment)
+                extra = then(session, replies, moment) if then is not None and replies else None
+            return replies, extra
+        except IntegrityError:
+            if attempt == 3:
+                raise
+            log.info("concurrent delivery of %s:%s; trying again", inbound.channel, inbound.provider_id)
+    raise AssertionError("unreachable")
 
 
 def receive(*, session: Session, inbound: Inbound, ctx: Context, now: datetime) -> list[Reply] | None:
@@ -97,12 +131,7 @@ def route(
         is_staff=role is not None,
     )
     turn = Turn(
-        inbound=inbound,
-        reader=reader,
-        session=session,
-        ctx=ctx,
-        inbound_key=inbound_key,
-        sender=sender,
+        inbound=inbound, reader=reader, session=session, ctx=ctx, inbound_key=inbound_key, sender=sender
     )
     text = inbound.text.strip()
     if role is not None and staff.is_command(text):
@@ -115,6 +144,7 @@ def route(
         replies = [Reply(catalogue.text("staff.only", reader.lang, contact=ctx.business_contact))]
     else:
         replies = handle_customer(turn)
+    repo.record_lookups(session=session, address=contact.address, count=len(turn.lookups), at=now)
     if truncated:
         note = catalogue.text("long.truncated", reader.lang, limit=ctx.max_message_chars)
         replies = [Reply(note), *replies]

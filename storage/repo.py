@@ -227,6 +227,13 @@ def arrival(*, session: Session, address: str, provider_key: str | None, now: da
     )
 
 
+def clean_display_name(name: str | None) -> str | None:
+    """A name as the channel gave it (the person typed it), made storable."""
+    if name is None:
+        return None
+    return name.replace("\x00", "")[:200] or None
+
+
 def get_or_create_contact(
     *, session: Session, address: str, now: datetime, display_name: str | None = None
 ) -> Contact:
@@ -243,8 +250,7 @@ def get_or_create_sender(
 ) -> Sender:
     """The sender, the contact created when new; ``known``: the message's ``arrival``, when read."""
     known = known or arrival(session=session, address=address, provider_key=None, now=now)
-    if display_name is not None:  # a name comes from the channel as the person typed it
-        display_name = display_name.replace("\x00", "")[:200] or None
+    display_name = clean_display_name(display_name)
     contact = known.contact
     if contact is None:
         contact = Contact(address=address, display_name=display_name, created_at=now)
@@ -697,8 +703,10 @@ def has_note(*, session: Session, shipment_id: int, note: str) -> bool:
 # --- lookups (rate limit) --------------------------------------------------------------------
 
 
-def record_lookup(*, session: Session, address: str, at: datetime) -> None:
-    session.connection().execute(_INSERT_LOOKUP, {"address": address, "at": at})
+def record_lookups(*, session: Session, address: str, count: int, at: datetime) -> None:
+    """Count ``count`` status lookups by ``address`` (the hourly limit)."""
+    if count:
+        session.connection().execute(_INSERT_LOOKUP, [{"address": address, "at": at}] * count)
 
 
 def prune_lookups(*, session: Session, before: datetime) -> int:

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from handlers.context import Context
-from handlers.router import receive
+from handlers.router import answer
 from handlers.types import Inbound, Reply
 from storage.db import init_db, make_engine, write_session
 from tests.e2e import postgres_schema
@@ -178,8 +178,7 @@ class Chat:
             provider_id=provider_id,
             media_urls=media,
         )
-        with write_session(self.engine) as session:
-            replies = receive(session=session, inbound=inbound, ctx=self.ctx, now=self.clock.now)
+        replies, _ = answer(engine=self.engine, inbound=inbound, ctx=self.ctx, now=lambda: self.clock.now)
         return replies or []
 
     def text(self, address: str, message: str) -> str:
