@@ -73,10 +73,11 @@ _CONFUSABLE = str.maketrans("OoIiLl", "001111")
 _DIGIT_BLOCK = str.maketrans("OoIiLl", "001111", _SEPARATORS)
 
 
-def _digits(low: int, high: int | None = None) -> str:
-    """``low``..``high`` digits, each pair possibly separated: ``203 176-301``."""
+def _digits(low: int, high: int | None = None, first: str = "[0-9]") -> str:
+    """``low``..``high`` digits, each pair possibly separated (``203 176-301``); after the first,
+    an O, I or L glued to the digit before stands for 0 or 1 (``4OO448715``)."""
     high = low if high is None else high
-    return f"[0-9](?:{_S}[0-9]){{{low - 1},{high - 1}}}"
+    return f"{first}(?:[0-9OIL]|{_SEP}{{1,3}}[0-9]){{{low - 1},{high - 1}}}"
 
 
 # Bills of lading by carrier prefix (DESIGN §3). Letter and alphanumeric blocks are typed
@@ -95,6 +96,19 @@ _BL_SHAPES = {
     "HMM": f"HDMU{_S}[A-Z]{{4}}{_S}{_digits(7, 8)}",
 }
 _BL_GROUPS = {f"bl{i}": carrier for i, carrier in enumerate(_BL_SHAPES)}
+# Where a B/L's digit block starts: its first digit after the prefix and this many characters
+# of the letter block (the block begins with a digit, so an O/I/L glued there is a letter).
+_BL_DIGITS_AFTER = {
+    "Maersk": 4,
+    "MSC": 6,
+    "Evergreen": 4,
+    "CMA CGM": 7,
+    "COSCO": 4,
+    "OOCL": 4,
+    "ZIM": 7,
+    "Yang Ming": 5,
+    "HMM": 8,
+}
 
 _END = "(?![A-Z0-9])"
 # Container: letters O, I, L stand for 0/1 only when glued to the character before, so
@@ -104,7 +118,8 @@ _CONTAINER = (
     f"[A-Z]{{3}}[UJZ](?:{_S}[0-9]|[OIL])(?:{_S}[0-9]|[OIL]){{5}}"
     f"(?:(?:{_S}[0-9]|[OIL]){_END}|(?!{_S}[0-9]|[A-Z0-9]))"
 )
-_ENTRY = f"[0-9]{{2}}{_S}[A-Z]{{3}}{_S}(?:IM|EX){_S}{_digits(9)}{_END}"
+# The regime digit is typed as a letter often enough ("IMO" for an IDF's IM0) to read one there too.
+_ENTRY = f"[0-9]{{2}}{_S}[A-Z]{{3}}{_S}(?:IM|EX){_S}{_digits(9, first='[0-9OIL]')}{_END}"
 _PIN = f"[AP][0-9]{{9}}[A-Z]{_END}"
 # A run of digit groups: the caller splits it into references. A leading "+" marks a phone number.
 # "AWB176..." and "B/L625..." are typed glued often enough to allow those words before a run.
@@ -235,13 +250,20 @@ def _from_shape(name: str | None, match: re.Match[str]) -> Reference | None:
     span = match.span()
     if name == "container":
         return _container(typed, span)
+    if name == "kra_pin":
+        value = typed.translate(_STRIP).upper()
+        return Reference("kra_pin", value, kra_pin.is_valid(value), span)
     value = typed.translate(_STRIP).upper()
-    if name == "entry":
+    if name == "entry":  # year, office, IM/EX, then the digit block
+        value = value[:7] + value[7:].translate(_CONFUSABLE)
         kind = "idf" if value[5:8] == "IM0" else "entry"
         return Reference(kind, value, True, span)
-    if name == "kra_pin":
-        return Reference("kra_pin", value, kra_pin.is_valid(value), span)
-    return Reference("bl", value, True, span, carrier=_BL_GROUPS[name or ""])
+    carrier = _BL_GROUPS[name or ""]
+    after = _BL_DIGITS_AFTER.get(carrier)
+    if after is not None:
+        start = next(i for i in range(after, len(value)) if value[i].isdigit())
+        value = value[:start] + value[start:].translate(_CONFUSABLE)
+    return Reference("bl", value, True, span, carrier=carrier)
 
 
 def _container(typed: str, span: tuple[int, int]) -> Reference | None:

@@ -401,6 +401,32 @@ class TestNotReferences:
         assert find_references(text) == []
 
 
+class TestLetterDigitSlipsInShapeOnlyKinds:
+    """An O for a 0 or an I/l for a 1 in the digit block of an entry, IDF or B/L is the only
+    defect: the reference comes back corrected and valid, as a container's does."""
+
+    @pytest.mark.parametrize(
+        ("text", "kind", "value"),
+        [
+            ("entry 24MBAIM4OO448715 please", "entry", "24MBAIM400448715"),
+            ("24 MBA IM 4OO448715", "entry", "24MBAIM400448715"),
+            ("idf 26MBAIMO04065737", "idf", "26MBAIM004065737"),  # IMO typed for the IDF's IM0
+            ("export entry 25NBOEX1OO22334I", "entry", "25NBOEX100223341"),
+            ("B/L MAEU 2O3176301", "bl", "MAEU203176301"),
+            ("MEDU UJ 8O4215", "bl", "MEDUUJ804215"),
+            ("EGLV 1234567890l2", "bl", "EGLV123456789012"),
+            ("COSU 625915984O", "bl", "COSU6259159840"),
+        ],
+    )
+    def test_corrected_and_valid(self, text, kind, value):
+        ref = _only(text)
+        assert (ref.kind, ref.value, ref.valid) == (kind, value, True)
+
+    @pytest.mark.parametrize("text", ["HLCU is not working", "24MBAIM OIL", "MAEU OIL 123"])
+    def test_letters_alone_are_not_a_digit_block(self, text):
+        assert find_references(text) == []
+
+
 class TestKiswahili:
     @pytest.mark.parametrize(
         ("text", "values"),
