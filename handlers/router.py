@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import TypeVar
 
@@ -83,6 +84,9 @@ def receive(*, session: Session, inbound: Inbound, ctx: Context, now: datetime) 
     if claim is None:
         log.info("redelivered message %s answered already", provider_key)
         return None
+    sender = repo.get_or_create_sender(
+        session=session, address=inbound.address, now=now, display_name=inbound.display_name, known=known
+    )
     replies = route(
         session=session,
         inbound=Inbound(
@@ -97,11 +101,13 @@ def receive(*, session: Session, inbound: Inbound, ctx: Context, now: datetime) 
         now=now,
         inbound_key=claim.key,
         truncated=truncated,
-        known=known,
+        sender=sender,
     )
-    repo.record_answer(
-        session=session, claim=claim, reply="\n\n".join(r.text for r in replies), answered_at=now
-    )
+    record = "\n\n".join(r.text for r in replies)
+    if sender.contact.address != inbound.address:  # erased while answering: DELETE MY DATA confirmed
+        claim = replace(claim, fields={**claim.fields, "address": sender.contact.address, "text": ""})
+        record = ""
+    repo.record_answer(session=session, claim=claim, reply=record, answered_at=now)
     return replies
 
 
@@ -112,12 +118,9 @@ def route(
     ctx: Context,
     now: datetime,
     inbound_key: str,
+    sender: repo.Sender,
     truncated: bool = False,
-    known: repo.Arrival | None = None,
 ) -> list[Reply]:
-    sender = repo.get_or_create_sender(
-        session=session, address=inbound.address, now=now, display_name=inbound.display_name, known=known
-    )
     contact, role = sender.contact, sender.role
     if sender.has_held_alerts:  # alerts waiting for the WhatsApp customer's next message
         repo.release_held_for(session=session, recipient=contact.address, now=now)

@@ -226,6 +226,20 @@ def test_delete_my_data_after_confirmation(demo: Chat) -> None:
     assert all("TGHU7345017" not in t for t in texts)
 
 
+def test_delete_my_data_erases_the_confirming_message_too(demo: Chat) -> None:
+    """Messages with a provider id (every channel's) are stored after they are answered: the YES
+    that confirms the erasure must not be stored under the address it erased."""
+    demo.say(CUSTOMER, "ALERT TGHU7345017", provider_id="SM" + "1" * 32)
+    demo.say(CUSTOMER, "DELETE MY DATA", provider_id="SM" + "2" * 32)
+    assert "erased" in demo.say(CUSTOMER, "YES", provider_id="SM" + "3" * 32)[0].text
+    with read_session(demo.engine) as session:
+        rows = session.execute(
+            select(InboundMessage.address, InboundMessage.text, InboundMessage.reply)
+        ).all()
+    assert len(rows) == 3
+    assert all(row.address.startswith("deleted:") and not row.text and not row.reply for row in rows)
+
+
 def test_delete_my_data_blanks_the_replies_and_buttons_kept_for_sending(demo: Chat) -> None:
     """A reply with its "Alert me" button (ALERT <reference>) waits in the outbox: erased too."""
     demo.text(CUSTOMER, "TGHU7345017")
