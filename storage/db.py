@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
@@ -35,7 +38,8 @@ except ImportError:  # not POSIX: this process's threads still queue; other proc
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 log = logging.getLogger(__name__)
@@ -47,16 +51,32 @@ about 150 to 250 of this bot's writes)."""
 _MIGRATION_LOCK = 0x6361_7267  # "carg": the advisory lock id serialising schema upgrades
 
 
+GATE_TIMEOUT_SECONDS = 30.0
+"""How long a writer waits for its turn before failing as SQLite would ("database is locked");
+the same as the connections' busy_timeout."""
+
+
+@dataclass
+class WriteTurn:
+    """One writer's turn at the gate; ``checkpoint`` tells it to checkpoint once it has left."""
+
+    checkpoint: bool = False
+
+
 class WriteGate:
     """One SQLite database's queue of write transactions, across threads and processes.
 
-    Reentrant on one thread. The lock file is opened per process (after a fork, a shared open file
-    would hold one lock for parent and child alike); where it cannot be opened, threads still
-    queue and other processes fall back to SQLite's busy handler.
+    Reentrant on one thread, though a nested write transaction still waits for SQLite's lock and
+    fails after its busy timeout: do not nest them. The lock file is opened per process (after a
+    fork, a shared open file would hold one lock for parent and child alike); where it cannot be
+    used, threads still queue and other processes fall back to SQLite's busy handler. Threads wake
+    as soon as the lock is free; another process's turn is polled for every 0.2 ms at most
+    (a blocking ``flock`` cannot time out, and a stuck writer must not hang every other one).
     """
 
-    def __init__(self, database: str | None) -> None:
+    def __init__(self, database: str | None, timeout: float = GATE_TIMEOUT_SECONDS) -> None:
         self.lock_path = f"{database}-writelock" if database else None
+        self.timeout = timeout
         self._threads = threading.RLock()
         self._depth = 0
         self._writes = 0
@@ -64,24 +84,28 @@ class WriteGate:
         self._file_pid: int | None = None
 
     @contextmanager
-    def held(self) -> Iterator[None]:
-        with self._threads:
+    def held(self) -> Iterator[WriteTurn]:
+        deadline = time.monotonic() + self.timeout
+        if not self._threads.acquire(timeout=self.timeout):
+            raise _locked("another thread of this process")
+        try:
+            outer = self._depth == 0
+            locked = outer and self._lock_file(deadline)
             self._depth += 1
-            locked = self._depth == 1 and self._lock_file()
+            turn = WriteTurn()
             try:
-                yield
+                yield turn
             finally:
                 self._depth -= 1
-                if self._depth == 0:
+                if outer:
                     self._writes += 1
+                    turn.checkpoint = self._writes % CHECKPOINT_EVERY == 0
                 if locked:
                     fcntl.flock(self._file, fcntl.LOCK_UN)  # type: ignore[arg-type]
+        finally:
+            self._threads.release()
 
-    def checkpoint_due(self) -> bool:
-        """True once every ``CHECKPOINT_EVERY`` write transactions of this process."""
-        return self._writes % CHECKPOINT_EVERY == 0
-
-    def _lock_file(self) -> bool:
+    def _lock_file(self, deadline: float) -> bool:
         if fcntl is None or self.lock_path is None:
             return False
         if self._file_pid != os.getpid():
@@ -92,8 +116,29 @@ class WriteGate:
                 log.warning("no write lock file beside the database (%s); writers poll instead", exc)
         if self._file is None:
             return False
-        fcntl.flock(self._file, fcntl.LOCK_EX)
-        return True
+        pause = 0.0001
+        while True:
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                pass
+            except OSError as exc:  # no locks on this filesystem: SQLite's own locking still holds
+                log.warning("cannot lock %s (%s); writers poll instead", self.lock_path, exc)
+                return False
+            if time.monotonic() >= deadline:
+                raise _locked("another process")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.0002)
+
+
+def _locked(holder: str) -> OperationalError:
+    """What SQLite raises when its busy timeout runs out, so callers handle it alike."""
+    return OperationalError(
+        "waiting for the database's write turn",
+        None,
+        sqlite3.OperationalError(f"database is locked ({holder})"),
+    )
 
 
 _gates: weakref.WeakKeyDictionary[Engine, WriteGate] = weakref.WeakKeyDictionary()
@@ -104,13 +149,21 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10, echo: b
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
         _sqlite_recipe(engine)
-        database = parsed.database
-        in_memory = not database or database == ":memory:" or "mode=memory" in str(parsed.query)
-        _gates[engine] = WriteGate(None if in_memory else os.path.abspath(database))
+        _gates[engine] = WriteGate(database_file(parsed))
         return engine
     return create_engine(
         url, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, pool_recycle=1800
     )
+
+
+def database_file(url: URL) -> str | None:
+    """The SQLite database's file, as an absolute path; None for an in-memory database."""
+    database = url.database or ""
+    if database in ("", ":memory:") or url.query.get("mode") == "memory":
+        return None
+    if database.startswith("file:"):  # a URI filename (uri=true)
+        database = database.removeprefix("file:").split("?", 1)[0]
+    return os.path.abspath(database)
 
 
 def _sqlite_recipe(engine: Engine) -> None:
@@ -141,9 +194,9 @@ def _write_turn(engine: Engine) -> Iterator[None]:
     if gate is None:
         yield
         return
-    with gate.held():
+    with gate.held() as turn:
         yield
-    if gate.checkpoint_due():
+    if turn.checkpoint:
         _checkpoint(engine)
 
 

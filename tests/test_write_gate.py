@@ -8,8 +8,17 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
-from storage.db import CHECKPOINT_EVERY, WriteGate, make_engine, write_connection, write_session
+from storage.db import (
+    CHECKPOINT_EVERY,
+    WriteGate,
+    database_file,
+    make_engine,
+    write_connection,
+    write_session,
+)
 
 
 def test_the_gate_is_reentrant_on_one_thread(tmp_path: Path) -> None:
@@ -110,3 +119,52 @@ def test_the_wal_is_checkpointed_every_so_many_writes_after_the_gate(tmp_path: P
     before, after, later = sizes
     assert after - before > (CHECKPOINT_EVERY - 2) * PAD  # the rows reached the database file at once
     assert later == after  # and no automatic checkpoint ran in between, past SQLite's 1000 pages
+
+
+def _try_in_child(gate: WriteGate, result: str) -> None:
+    try:
+        with gate.held():
+            Path(result).write_text("got in")
+    except OperationalError as exc:
+        Path(result).write_text(str(exc.orig))
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+def test_a_writer_waits_its_turn_for_so_long_then_fails_as_sqlite_would(tmp_path: Path) -> None:
+    """A stuck writer elsewhere must not hang every other one: after the timeout the wait fails
+    with SQLite's own "database is locked", and the gate works as before afterwards."""
+    context = multiprocessing.get_context("fork")
+    holder = WriteGate(str(tmp_path / "cargo.db"))
+    holding, release = context.Event(), context.Event()
+    child = context.Process(target=_hold_in_child, args=(holder, holding, release, str(tmp_path / "x")))
+    child.start()
+    try:
+        assert holding.wait(10)
+        impatient = WriteGate(str(tmp_path / "cargo.db"), timeout=0.2)
+        with pytest.raises(OperationalError, match="database is locked"), impatient.held():
+            pass
+    finally:
+        release.set()
+        child.join(10)
+    with impatient.held():  # its turn now; and while it holds it, another process cannot get in
+        result = tmp_path / "second-child"
+        other = context.Process(
+            target=_try_in_child, args=(WriteGate(str(tmp_path / "cargo.db"), timeout=0.2), str(result))
+        )
+        other.start()
+        other.join(10)
+    assert "database is locked" in result.read_text()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite://", None),
+        ("sqlite:///:memory:", None),
+        ("sqlite:///file:shared?mode=memory&cache=shared&uri=true", None),
+        ("sqlite:////srv/cargobot/cargo.db", "/srv/cargobot/cargo.db"),
+        ("sqlite:///file:/srv/cargobot/cargo.db?uri=true", "/srv/cargobot/cargo.db"),
+    ],
+)
+def test_the_lock_file_sits_beside_the_database_file(url: str, expected: str | None) -> None:
+    assert database_file(make_url(url)) == expected
