@@ -75,9 +75,13 @@ _DIGIT_BLOCK = str.maketrans("OoIiLl", "001111", _SEPARATORS)
 
 def _digits(low: int, high: int | None = None, first: str = "[0-9]") -> str:
     """``low``..``high`` digits, each pair possibly separated (``203 176-301``); after the first,
-    an O, I or L glued to the digit before stands for 0 or 1 (``4OO448715``)."""
+    an O, I or L glued to the digit before stands for 0 or 1 (``4OO448715``). A block of varying
+    length ends on a digit, so it does not run into a word glued after it (``1234oil``)."""
     high = low if high is None else high
-    return f"{first}(?:[0-9OIL]|{_SEP}{{1,3}}[0-9]){{{low - 1},{high - 1}}}"
+    glued = f"(?:[0-9OIL]|{_SEP}{{1,3}}[0-9])"
+    if high == low:
+        return f"{first}{glued}{{{low - 1}}}"
+    return f"{first}{glued}{{{low - 2},{high - 2}}}{_S}[0-9]"
 
 
 # Bills of lading by carrier prefix (DESIGN §3). Letter and alphanumeric blocks are typed
@@ -118,8 +122,8 @@ _CONTAINER = (
     f"[A-Z]{{3}}[UJZ](?:{_S}[0-9]|[OIL])(?:{_S}[0-9]|[OIL]){{5}}"
     f"(?:(?:{_S}[0-9]|[OIL]){_END}|(?!{_S}[0-9]|[A-Z0-9]))"
 )
-# The regime digit is typed as a letter often enough ("IMO" for an IDF's IM0) to read one there too.
-_ENTRY = f"[0-9]{{2}}{_S}[A-Z]{{3}}{_S}(?:IM|EX){_S}{_digits(9, first='[0-9OIL]')}{_END}"
+# The regime digit is typed as a letter often enough ("IMO" for an IDF's IM0) to read one glued there.
+_ENTRY = f"[0-9]{{2}}{_S}[A-Z]{{3}}{_S}(?:IM|EX){_digits(9, first=f'(?:[OIL]|{_S}[0-9])')}{_END}"
 _PIN = f"[AP][0-9]{{9}}[A-Z]{_END}"
 # A run of digit groups: the caller splits it into references. A leading "+" marks a phone number.
 # "AWB176..." and "B/L625..." are typed glued often enough to allow those words before a run.

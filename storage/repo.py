@@ -263,7 +263,8 @@ def get_or_create_sender(
 
 TOUCH_GRANULARITY = timedelta(seconds=60)
 """How stale a contact's last message time may be: a customer who sends several messages within
-a minute costs one UPDATE, and the 24-hour window it measures closes at most this much early."""
+a minute costs one UPDATE, and the 24-hour window it measures closes at most this much early (an
+alert due in that last minute goes as the template, or is held until they write, as after it)."""
 
 
 def touch_contact(*, session: Session, contact: Contact, at: datetime, language: str | None = None) -> None:

@@ -422,7 +422,17 @@ class TestLetterDigitSlipsInShapeOnlyKinds:
         ref = _only(text)
         assert (ref.kind, ref.value, ref.valid) == (kind, value, True)
 
-    @pytest.mark.parametrize("text", ["HLCU is not working", "24MBAIM OIL", "MAEU OIL 123"])
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "HLCU is not working",
+            "24MBAIM OIL",
+            "MAEU OIL 123",
+            "30 kgs ex I 2345 6789",  # a letter stands for a digit only glued to what it follows
+            "22 NBO IM I-66247707",
+            "ZIMU ABC 1234oil",  # a block of varying length does not run into the word after it
+        ],
+    )
     def test_letters_alone_are_not_a_digit_block(self, text):
         assert find_references(text) == []
 
