@@ -554,7 +554,8 @@ class Target:
         )
         started = time.perf_counter()
         with write_session(self.engine) as session:
-            replies = receive(session=session, inbound=inbound, ctx=self.ctx, now=now)
+            answered = receive(session=session, inbound=inbound, ctx=self.ctx, now=now)
+            replies = answered.replies if answered else None
         elapsed = time.perf_counter() - started
         answer = "\n\n".join(r.text for r in replies or [])
         found = not any(m in answer for m in self.not_found)

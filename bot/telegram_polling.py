@@ -14,6 +14,7 @@ import logging
 import socket
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 from telegram import Update
 from telegram.error import RetryAfter, TelegramError
@@ -54,11 +55,13 @@ def store_and_answer(app: App, update: Update, worker: str) -> tuple[str, list[t
     if inbound is None:
         return "", []
 
-    def claim(session: Session, replies: list[Reply], now: datetime) -> list[tuple[int, Reply]]:
+    def claim(
+        session: Session, replies: list[Reply], now: datetime, recipient: str
+    ) -> list[tuple[int, Reply]]:
         return outbox.add_claimed_replies(
             session,
             event_prefix=f"reply:telegram:{update.update_id}",
-            address=inbound.address,
+            address=recipient,
             replies=replies,
             now=now,
             worker=worker,
@@ -87,7 +90,16 @@ async def poll_forever(app: App, channel: TelegramChannel, stop: asyncio.Event) 
             await asyncio.sleep(_ERROR_PAUSE_SECONDS)
             continue
         for update in updates:
-            address, claimed = await asyncio.to_thread(store_and_answer, app, update, worker)
+            try:
+                address, claimed = await asyncio.to_thread(store_and_answer, app, update, worker)
+            except SQLAlchemyError as exc:  # the database is busy or gone: fetch it again later
+                log.warning(
+                    "could not store Telegram update %s (%s); trying again shortly",
+                    update.update_id,
+                    type(exc).__name__,
+                )
+                await asyncio.sleep(_ERROR_PAUSE_SECONDS)
+                break
             if claimed:
                 await send_claimed(
                     engine=app.engine, channel=channel, address=address, claimed=claimed, worker=worker
@@ -99,4 +111,9 @@ async def poll_forever(app: App, channel: TelegramChannel, stop: asyncio.Event) 
                 except TelegramError:
                     log.debug("could not answer a callback query")
             offset = update.update_id + 1
-            await asyncio.to_thread(save_offset, app, offset)
+            try:
+                await asyncio.to_thread(save_offset, app, offset)
+            except (
+                SQLAlchemyError
+            ) as exc:  # kept in memory; a later save catches up, repeats are deduplicated
+                log.warning("could not save the Telegram offset (%s)", type(exc).__name__)

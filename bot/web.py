@@ -325,9 +325,9 @@ def _whatsapp_message(web: _Web) -> Response:
         media_urls=media,
     )
 
-    def twiml_pieces(session: Session, replies: list[Reply], now: datetime) -> list[str]:
+    def twiml_pieces(session: Session, replies: list[Reply], now: datetime, recipient: str) -> list[str]:
         pieces = _whatsapp_pieces(replies)
-        return _queue_overflow(session, sid=sid, address=sender, pieces=pieces, now=now)
+        return _queue_overflow(session, sid=sid, address=recipient, pieces=pieces, now=now)
 
     _, pieces = answer(engine=web.app.engine, inbound=inbound, ctx=web.app.ctx, now=utcnow, then=twiml_pieces)
     return _twiml(pieces)
@@ -378,11 +378,13 @@ def _telegram_update(web: _Web) -> Response | tuple[str, int]:
         return "", 200
     lease = timedelta(seconds=max(web.settings.claim_lease_seconds, 3 * web.reply_budget))
 
-    def claim(session: Session, replies: list[Reply], now: datetime) -> list[tuple[int, Reply]]:
+    def claim(
+        session: Session, replies: list[Reply], now: datetime, recipient: str
+    ) -> list[tuple[int, Reply]]:
         return outbox.add_claimed_replies(
             session,
             event_prefix=f"reply:telegram:{update.update_id}",
-            address=inbound.address,
+            address=recipient,
             replies=replies,
             now=now,
             worker=web.worker,

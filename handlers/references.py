@@ -76,12 +76,13 @@ _DIGIT_BLOCK = str.maketrans("OoIiLl", "001111", _SEPARATORS)
 def _digits(low: int, high: int | None = None, first: str = "[0-9]") -> str:
     """``low``..``high`` digits, each pair possibly separated (``203 176-301``); after the first,
     an O, I or L glued to the digit before stands for 0 or 1 (``4OO448715``). A block of varying
-    length ends on a digit, so it does not run into a word glued after it (``1234oil``)."""
+    length ends on a digit, or on one such letter glued to a digit, so it does not run into a
+    word glued after it (``1234oil``)."""
     high = low if high is None else high
     glued = f"(?:[0-9OIL]|{_SEP}{{1,3}}[0-9])"
     if high == low:
         return f"{first}{glued}{{{low - 1}}}"
-    return f"{first}{glued}{{{low - 2},{high - 2}}}{_S}[0-9]"
+    return f"{first}{glued}{{{low - 2},{high - 2}}}(?:{_S}[0-9]|(?<=[0-9])[OIL])"
 
 
 # Bills of lading by carrier prefix (DESIGN §3). Letter and alphanumeric blocks are typed

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeVar
 
@@ -46,10 +46,11 @@ def answer(
     inbound: Inbound,
     ctx: Context,
     now: Callable[[], datetime],
-    then: Callable[[Session, list[Reply], datetime], T] | None = None,
+    then: Callable[[Session, list[Reply], datetime, str], T] | None = None,
 ) -> tuple[list[Reply] | None, T | None]:
     """Store and answer ``inbound``; replies None for a redelivery answered before. ``then`` runs
-    in the write transaction, with the replies (to queue what the channel cannot send at once).
+    in the write transaction, with the replies (to queue what the channel cannot send at once) and
+    the address to record them under (``Answered.recorded_as``).
 
     A unique-key clash means a concurrent delivery of the same message (or a new contact's first
     two messages at once): one more attempt sees the other's commit.
@@ -58,8 +59,11 @@ def answer(
         try:
             with write_session(engine) as session:
                 moment = now()
-                replies = receive(session=session, inbound=inbound, ctx=ctx, now=moment)
-                extra = then(session, replies, moment) if then is not None and replies else None
+                answered = receive(session=session, inbound=inbound, ctx=ctx, now=moment)
+                if answered is None:
+                    return None, None
+                replies = answered.replies
+                extra = then(session, replies, moment, answered.recorded_as) if then and replies else None
             return replies, extra
         except IntegrityError:
             if attempt == 3:
@@ -68,7 +72,17 @@ def answer(
     raise AssertionError("unreachable")
 
 
-def receive(*, session: Session, inbound: Inbound, ctx: Context, now: datetime) -> list[Reply] | None:
+@dataclass(frozen=True)
+class Answered:
+    """The replies to a message, and the address their records carry: the sender's, or, when the
+    message confirmed DELETE MY DATA, the anonymous one the sender was erased to (the replies are
+    still sent to the sender; nothing kept may name them)."""
+
+    replies: list[Reply]
+    recorded_as: str
+
+
+def receive(*, session: Session, inbound: Inbound, ctx: Context, now: datetime) -> Answered | None:
     """Store and answer one inbound message; None when it is a redelivery already answered."""
     text, truncated = clean_text(inbound.text, ctx.max_message_chars)
     provider_key = f"{inbound.channel}:{inbound.provider_id}" if inbound.provider_id else None
@@ -108,7 +122,7 @@ def receive(*, session: Session, inbound: Inbound, ctx: Context, now: datetime) 
         claim = replace(claim, fields={**claim.fields, "address": sender.contact.address, "text": ""})
         record = ""
     repo.record_answer(session=session, claim=claim, reply=record, answered_at=now)
-    return replies
+    return Answered(replies, sender.contact.address)
 
 
 def route(

@@ -45,6 +45,7 @@ from sqlmodel import Session
 log = logging.getLogger(__name__)
 
 IMMEDIATE = {"sqlite_immediate": True}
+MIGRATION_WAIT_SECONDS = 3600.0
 CHECKPOINT_EVERY = 100
 """Write transactions per process between WAL checkpoints (SQLite's own default, 1000 pages, is
 about 150 to 250 of this bot's writes)."""
@@ -84,9 +85,11 @@ class WriteGate:
         self._file_pid: int | None = None
 
     @contextmanager
-    def held(self) -> Iterator[WriteTurn]:
-        deadline = time.monotonic() + self.timeout
-        if not self._threads.acquire(timeout=self.timeout):
+    def held(self, timeout: float | None = None) -> Iterator[WriteTurn]:
+        """The gate for one write transaction; ``timeout`` in seconds (default ``self.timeout``)."""
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        if not self._threads.acquire(timeout=timeout):
             raise _locked("another thread of this process")
         try:
             outer = self._depth == 0
@@ -95,11 +98,11 @@ class WriteGate:
             turn = WriteTurn()
             try:
                 yield turn
-            finally:
-                self._depth -= 1
-                if outer:
+                if outer:  # committed: count it towards the next checkpoint
                     self._writes += 1
                     turn.checkpoint = self._writes % CHECKPOINT_EVERY == 0
+            finally:
+                self._depth -= 1
                 if locked:
                     fcntl.flock(self._file, fcntl.LOCK_UN)  # type: ignore[arg-type]
         finally:
@@ -189,12 +192,12 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 @contextmanager
-def _write_turn(engine: Engine) -> Iterator[None]:
+def _write_turn(engine: Engine, timeout: float | None = None) -> Iterator[None]:
     gate = _gates.get(engine)
     if gate is None:
         yield
         return
-    with gate.held() as turn:
+    with gate.held(timeout) as turn:
         yield
     if turn.checkpoint:
         _checkpoint(engine)
@@ -229,10 +232,11 @@ def write_session(engine: Engine) -> Iterator[Session]:
 
 
 @contextmanager
-def write_connection(engine: Engine) -> Iterator[Connection]:
-    """``write_session`` for SQLAlchemy Core: a connection in a write transaction, committed on success."""
+def write_connection(engine: Engine, *, gate_timeout: float | None = None) -> Iterator[Connection]:
+    """``write_session`` for SQLAlchemy Core: a connection in a write transaction, committed on
+    success. ``gate_timeout``: how long to wait for the write turn (default ``GATE_TIMEOUT_SECONDS``)."""
     with (
-        _write_turn(engine),
+        _write_turn(engine, gate_timeout),
         engine.connect().execution_options(**IMMEDIATE) as connection,
         connection.begin(),
     ):
@@ -260,7 +264,8 @@ def init_db(engine: Engine) -> None:
     the database's write lock (SQLite) or a transaction-scoped advisory lock (PostgreSQL).
     """
     config = alembic_config(engine)
-    with write_connection(engine) as connection:
+    # Another process may be upgrading a large database: wait for it as long as it takes.
+    with write_connection(engine, gate_timeout=MIGRATION_WAIT_SECONDS) as connection:
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         config.attributes["connection"] = connection

@@ -416,6 +416,8 @@ class TestLetterDigitSlipsInShapeOnlyKinds:
             ("MEDU UJ 8O4215", "bl", "MEDUUJ804215"),
             ("EGLV 1234567890l2", "bl", "EGLV123456789012"),
             ("COSU 625915984O", "bl", "COSU6259159840"),
+            ("ZIMU ABC 1234 567O", "bl", "ZIMUABC12345670"),  # a block of varying length, ending on O
+            ("CMDU ABC 12345O", "bl", "CMDUABC123450"),
         ],
     )
     def test_corrected_and_valid(self, text, kind, value):

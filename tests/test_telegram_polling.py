@@ -7,12 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import OperationalError
 
 from bot.app import App, build_context
 from bot.config import Settings
 from bot.demo import seed_demo
 from bot.telegram_channel import TelegramChannel
-from bot.telegram_polling import load_offset, poll_forever
+from bot.telegram_polling import load_offset, poll_forever, store_and_answer
 from storage.db import read_session
 from storage.models import InboundMessage, Outbox
 from tests.conftest import Clock
@@ -100,3 +101,46 @@ def test_failed_reply_is_left_to_the_dispatcher(engine: Engine, clock: Clock, te
     with read_session(engine) as session:
         [row] = session.execute(select(Outbox).where(Outbox.kind == "reply")).scalars().all()
     assert row.status == "retry" and row.recipient == "telegram:780"
+
+
+def test_a_database_error_pauses_polling_and_the_update_is_answered_after(
+    engine: Engine, clock: Clock, telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database busy past its timeout (or gone a moment): the poller waits and fetches the same
+    update again, rather than stopping for good."""
+    seed_demo(engine, now=clock.now)
+    app = make_app(engine, telegram)
+    failures = []
+
+    def busy_once(app: App, update, worker: str):  # type: ignore[no-untyped-def]
+        if not failures:
+            failures.append(update.update_id)
+            raise OperationalError(
+                "waiting for the database's write turn", None, Exception("database is locked")
+            )
+        return store_and_answer(app, update, worker)
+
+    monkeypatch.setattr("bot.telegram_polling.store_and_answer", busy_once)
+    monkeypatch.setattr("bot.telegram_polling._ERROR_PAUSE_SECONDS", 0.05)
+    update_id = telegram.push_message(782, "HELP")
+    poll_until(app, telegram, lambda: len(telegram.sent) >= 1 and load_offset(app) == update_id + 1)
+    assert failures == [update_id]
+    assert [s.chat_id for s in telegram.sent] == [782]
+
+
+def test_delete_my_data_on_telegram_leaves_no_row_naming_the_chat(
+    engine: Engine, clock: Clock, telegram: FakeTelegram
+) -> None:
+    """The confirmation still reaches the chat, but the outbox row it was sent from, like the
+    message that asked for it, carries the anonymous address."""
+    seed_demo(engine, now=clock.now)
+    app = make_app(engine, telegram)
+    for text in ("ALERT TGHU7345017", "DELETE MY DATA", "YES"):
+        telegram.push_message(783, text)
+    poll_until(app, telegram, lambda: len(telegram.sent) >= 3)
+    assert [s.chat_id for s in telegram.sent] == [783] * 3 and "erased" in telegram.sent[2].text
+    with read_session(engine) as session:
+        recipients = session.execute(select(Outbox.recipient)).scalars().all()
+        senders = session.execute(select(InboundMessage.address)).scalars().all()
+    assert recipients and senders
+    assert not any("783" in address for address in [*recipients, *senders])
