@@ -7,6 +7,7 @@ The scripting interfaces (``refs``, ``chat --json/--jsonl``, ``dispatch --once -
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import sys
@@ -93,7 +94,7 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_app, utcnow
-    from bot.console import run_interactive, run_scripted
+    from bot.console import run_interactive
     from bot.demo import DEMO_CUSTOMER, DEMO_GUIDE, seed_demo
     from bot.worker import console_alerts_in_background
 
@@ -101,11 +102,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     seeded = seed_demo(app.engine, now=utcnow())
     log.info("demo data %s", "seeded" if seeded else "already present")
     sys.stdout.write(DEMO_GUIDE + "\n")
+    # Piped or typed, the demo reads ':as' and ':quit' as the guide says.
+    lines = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
     with console_alerts_in_background(app, sys.stdout):
-        if sys.stdin.isatty():
-            run_interactive(app, DEMO_CUSTOMER, sys.stdin, sys.stdout)
-        else:
-            run_scripted(app, sys.stdin.buffer, sys.stdout, address=DEMO_CUSTOMER, as_json=False, jsonl=False)
+        run_interactive(app, DEMO_CUSTOMER, lines, sys.stdout)
     return 0
 
 

@@ -57,3 +57,5 @@ def configure_logging(*, level: str = "INFO", fmt: str = "text", secrets: list[s
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     # python-telegram-bot's Bot logs request URLs (with the token) and message texts at DEBUG.
     logging.getLogger("telegram.Bot").setLevel(logging.INFO)
+    # Alembic lists every autogenerate plugin it sets up, on each start: not news.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

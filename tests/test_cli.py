@@ -93,10 +93,14 @@ def test_chat_jsonl_many_senders_and_staff(db_env: dict[str, str]) -> None:
 
 
 def test_demo_runs_from_any_folder_without_credentials(tmp_path: Path) -> None:
-    out = cargobot("demo", stdin=b"TGHU7345017\n", cwd=tmp_path, env={})
+    script = b"TGHU7345017\n:as console:staff\n/find TGHU7345017\n:quit\nHELP\n"
+    out = cargobot("demo", stdin=script, cwd=tmp_path, env={})
     text = out.stdout.decode()
     assert "cargobot demo" in text and "Container TGHU7345017" in text
+    assert "You are now console:staff." in text and "Timeline" in text  # piped, ':as' still works
+    assert "Send me your container" not in text  # and ':quit' ended it before HELP
     assert (tmp_path / "cargobot-demo.db").exists()
+    assert "setup plugin" not in out.stderr.decode()
 
 
 def test_init_db_and_backup(db_env: dict[str, str], tmp_path: Path) -> None:
