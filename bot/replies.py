@@ -1,6 +1,7 @@
-"""Sending the Telegram replies that the webhook or the poller recorded as claimed outbox rows.
+"""The Telegram replies of the webhook and the poller: recorded as claimed outbox rows, then sent.
 
-The rows were written, claimed by this process, in the same transaction as the inbound message.
+``claim_replies`` writes the rows, claimed by this process, in the same transaction as the inbound
+message (it is ``handlers.router.answer``'s callback).
 Each reply that Telegram confirms is settled as sent; from the first that is not confirmed (an
 error, or the time budget spent), the rest are handed to the dispatcher as retries, so a reply is
 never lost and never sent by both.
@@ -10,15 +11,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from bot.delivery import Channel, Outgoing, RetryableSendError
 from handlers.types import Reply
 from storage import outbox
 
 log = logging.getLogger(__name__)
+
+ClaimReplies = Callable[[Session, list[Reply], datetime, str], list[tuple[int, Reply]]]
+
+
+def claim_replies(*, update_id: int, worker: str, lease: timedelta) -> ClaimReplies:
+    """The callback that records a Telegram update's replies as outbox rows claimed by ``worker``
+    for ``lease``, under the address ``answer`` gives it; it returns (row id, reply) to send."""
+
+    def claim(
+        session: Session, replies: list[Reply], now: datetime, recipient: str
+    ) -> list[tuple[int, Reply]]:
+        return outbox.add_claimed_replies(
+            session,
+            event_prefix=f"reply:telegram:{update_id}",
+            address=recipient,
+            replies=replies,
+            now=now,
+            worker=worker,
+            lease=lease,
+        )
+
+    return claim
 
 
 async def send_claimed(

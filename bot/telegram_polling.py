@@ -12,20 +12,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
 from telegram import Update
 from telegram.error import RetryAfter, TelegramError
 
 from bot.app import App, utcnow
-from bot.replies import send_claimed
+from bot.replies import claim_replies, send_claimed
 from bot.telegram_channel import TelegramChannel, retry_after_seconds
 from bot.telegram_inbound import callback_query_id, to_inbound
 from handlers.router import answer
 from handlers.types import Reply
-from storage import outbox, repo
+from storage import repo
 from storage.db import write_session
 
 log = logging.getLogger(__name__)
@@ -54,20 +53,8 @@ def store_and_answer(app: App, update: Update, worker: str) -> tuple[str, list[t
     inbound = to_inbound(update, received_at=utcnow())
     if inbound is None:
         return "", []
-
-    def claim(
-        session: Session, replies: list[Reply], now: datetime, recipient: str
-    ) -> list[tuple[int, Reply]]:
-        return outbox.add_claimed_replies(
-            session,
-            event_prefix=f"reply:telegram:{update.update_id}",
-            address=recipient,
-            replies=replies,
-            now=now,
-            worker=worker,
-            lease=timedelta(seconds=app.settings.claim_lease_seconds),
-        )
-
+    lease = timedelta(seconds=app.settings.claim_lease_seconds)
+    claim = claim_replies(update_id=update.update_id, worker=worker, lease=lease)
     _, claimed = answer(engine=app.engine, inbound=inbound, ctx=app.ctx, now=utcnow, then=claim)
     return inbound.address, claimed or []
 
@@ -113,7 +100,6 @@ async def poll_forever(app: App, channel: TelegramChannel, stop: asyncio.Event) 
             offset = update.update_id + 1
             try:
                 await asyncio.to_thread(save_offset, app, offset)
-            except (
-                SQLAlchemyError
-            ) as exc:  # kept in memory; a later save catches up, repeats are deduplicated
+            except SQLAlchemyError as exc:
+                # Kept in memory: a later save catches up, and a repeated update is deduplicated.
                 log.warning("could not save the Telegram offset (%s)", type(exc).__name__)

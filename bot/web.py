@@ -44,7 +44,7 @@ from werkzeug.exceptions import HTTPException
 from bot.app import App, build_app, utcnow
 from bot.config import Settings
 from bot.delivery import split_text
-from bot.replies import send_claimed
+from bot.replies import claim_replies, send_claimed
 from bot.telegram_channel import TelegramChannel
 from bot.telegram_inbound import MalformedUpdate, callback_query_id, parse_update, to_inbound
 from bot.whatsapp_channel import STATUS_CALLBACK_PATH, WHATSAPP_TEXT_LIMIT, button_hint
@@ -377,21 +377,13 @@ def _telegram_update(web: _Web) -> Response | tuple[str, int]:
         log.debug("ignored Telegram update %s (not a message)", update.update_id)
         return "", 200
     lease = timedelta(seconds=max(web.settings.claim_lease_seconds, 3 * web.reply_budget))
-
-    def claim(
-        session: Session, replies: list[Reply], now: datetime, recipient: str
-    ) -> list[tuple[int, Reply]]:
-        return outbox.add_claimed_replies(
-            session,
-            event_prefix=f"reply:telegram:{update.update_id}",
-            address=recipient,
-            replies=replies,
-            now=now,
-            worker=web.worker,
-            lease=lease,
-        )
-
-    _, claimed = answer(engine=web.app.engine, inbound=inbound, ctx=web.app.ctx, now=utcnow, then=claim)
+    _, claimed = answer(
+        engine=web.app.engine,
+        inbound=inbound,
+        ctx=web.app.ctx,
+        now=utcnow,
+        then=claim_replies(update_id=update.update_id, worker=web.worker, lease=lease),
+    )
     if claimed:
         _send_replies(web, inbound.address, claimed)
     query_id = callback_query_id(update)

@@ -122,11 +122,10 @@ def schedule(
     app: App,
     dispatcher: Dispatcher,
     on_handled: Callable[[Handled], None] | None = None,
-    jobs: RunningJobs | None = None,
 ) -> RunningJobs:
     """The worker's jobs. Misfires are explicit: a job that could not run on time (the worker was
     busy or down) runs once as soon as it can (coalesce), never silently skipped."""
-    jobs = jobs or RunningJobs()
+    jobs = RunningJobs()
     common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
     scheduler.add_job(
         jobs.coroutine("dispatch", dispatcher.dispatch_pass),

@@ -45,7 +45,7 @@ class Turn:
     session: Session
     ctx: Context
     inbound_key: str
-    sender: repo.Sender  # lookups within the hourly limit, the next iCMS maintenance window
+    known: repo.Arrival  # lookups within the hourly limit, the next iCMS maintenance window
     lookups: list[str] = field(default_factory=list)  # references looked up, for the caller to count
 
 
@@ -264,7 +264,7 @@ def handle_customer(turn: Turn) -> list[Reply]:
 
 def status_replies(turn: Turn, refs: list[Reference]) -> list[Reply]:
     reader, session = turn.reader, turn.session
-    used = turn.sender.lookups_last_hour
+    used = turn.known.lookups_last_hour
     lookups = [r for r in refs if r.kind != "kra_pin" and r.valid]
     if lookups and used + len(lookups) > turn.ctx.lookup_limit_per_hour:
         return [Reply(_t(turn, "rate.limited", contact=turn.ctx.business_contact))]
@@ -284,7 +284,7 @@ def status_replies(turn: Turn, refs: list[Reference]) -> list[Reply]:
                     session=session, ref=ref, reader=turn.reader, ctx=turn.ctx, shipments=shipments
                 )
             )
-        note = maintenance_note(turn.sender.next_window, reader)
+        note = maintenance_note(turn.known.next_window, reader)
     if note:
         parts.append(note)
     turn.lookups.extend(ref.value for ref in lookups)

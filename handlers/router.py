@@ -25,6 +25,7 @@ from handlers.timefmt import timezone_for_address
 from handlers.types import Inbound, Reply
 from storage import repo
 from storage.db import write_session
+from storage.models import Contact
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def receive(*, session: Session, inbound: Inbound, ctx: Context, now: datetime) 
     if claim is None:
         log.info("redelivered message %s answered already", provider_key)
         return None
-    sender = repo.get_or_create_sender(
+    contact = repo.get_or_create_contact(
         session=session, address=inbound.address, now=now, display_name=inbound.display_name, known=known
     )
     replies = route(
@@ -115,14 +116,15 @@ def receive(*, session: Session, inbound: Inbound, ctx: Context, now: datetime) 
         now=now,
         inbound_key=claim.key,
         truncated=truncated,
-        sender=sender,
+        contact=contact,
+        known=known,
     )
     record = "\n\n".join(r.text for r in replies)
-    if sender.contact.address != inbound.address:  # erased while answering: DELETE MY DATA confirmed
-        claim = replace(claim, fields={**claim.fields, "address": sender.contact.address, "text": ""})
+    if contact.address != inbound.address:  # erased while answering: DELETE MY DATA confirmed
+        claim = replace(claim, fields={**claim.fields, "address": contact.address, "text": ""})
         record = ""
     repo.record_answer(session=session, claim=claim, reply=record, answered_at=now)
-    return Answered(replies, sender.contact.address)
+    return Answered(replies, contact.address)
 
 
 def route(
@@ -132,11 +134,12 @@ def route(
     ctx: Context,
     now: datetime,
     inbound_key: str,
-    sender: repo.Sender,
+    contact: Contact,
+    known: repo.Arrival,
     truncated: bool = False,
 ) -> list[Reply]:
-    contact, role = sender.contact, sender.role
-    if sender.has_held_alerts:  # alerts waiting for the WhatsApp customer's next message
+    role = known.role
+    if known.has_held_alerts:  # alerts waiting for the WhatsApp customer's next message
         repo.release_held_for(session=session, recipient=contact.address, now=now)
     detected = None if contact.language_chosen else detect_language(inbound.text)
     repo.touch_contact(session=session, contact=contact, at=now, language=detected)
@@ -148,7 +151,7 @@ def route(
         is_staff=role is not None,
     )
     turn = Turn(
-        inbound=inbound, reader=reader, session=session, ctx=ctx, inbound_key=inbound_key, sender=sender
+        inbound=inbound, reader=reader, session=session, ctx=ctx, inbound_key=inbound_key, known=known
     )
     text = inbound.text.strip()
     if role is not None and staff.is_command(text):

@@ -199,17 +199,6 @@ class Arrival:
     next_window: WindowTimes | None  # the first iCMS maintenance window not over yet
 
 
-@dataclass(frozen=True)
-class Sender:
-    """The contact a message came from, and what answering it needs to know."""
-
-    contact: Contact
-    role: str | None
-    has_held_alerts: bool
-    lookups_last_hour: int
-    next_window: WindowTimes | None
-
-
 def arrival(*, session: Session, address: str, provider_key: str | None, now: datetime) -> Arrival:
     params = {"address": address, "key": provider_key, "since": now - LOOKUP_WINDOW, "now": now}
     row = session.execute(_ARRIVAL, params).one()
@@ -235,20 +224,14 @@ def clean_display_name(name: str | None) -> str | None:
 
 
 def get_or_create_contact(
-    *, session: Session, address: str, now: datetime, display_name: str | None = None
-) -> Contact:
-    return get_or_create_sender(session=session, address=address, now=now, display_name=display_name).contact
-
-
-def get_or_create_sender(
     *,
     session: Session,
     address: str,
     now: datetime,
     display_name: str | None = None,
     known: Arrival | None = None,
-) -> Sender:
-    """The sender, the contact created when new; ``known``: the message's ``arrival``, when read."""
+) -> Contact:
+    """The contact, created when new; ``known``: its message's ``arrival``, when already read."""
     known = known or arrival(session=session, address=address, provider_key=None, now=now)
     display_name = clean_display_name(display_name)
     contact = known.contact
@@ -258,7 +241,7 @@ def get_or_create_sender(
         session.flush()
     elif display_name and contact.display_name != display_name:
         contact.display_name = display_name
-    return Sender(contact, known.role, known.has_held_alerts, known.lookups_last_hour, known.next_window)
+    return contact
 
 
 TOUCH_GRANULARITY = timedelta(seconds=60)
