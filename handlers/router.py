@@ -24,7 +24,15 @@ from handlers.status import Reader
 from handlers.timefmt import timezone_for_address
 from handlers.types import Inbound, Reply
 from storage import repo
-from storage.db import write_session
+from storage.db import (
+    NeedsWriteTurn,
+    apply_writes,
+    deferred_writes,
+    read_first_session,
+    reads_first,
+    require_write_turn,
+    write_session,
+)
 from storage.models import Contact
 
 log = logging.getLogger(__name__)
@@ -53,24 +61,70 @@ def answer(
     in the write transaction, with the replies (to queue what the channel cannot send at once) and
     the address to record them under (``Answered.recorded_as``).
 
+    On a SQLite file a message is answered outside the write turn first (``db.reads_first``): its
+    record, its lookups and its sender's last-message time are all it writes, and they are written
+    in a short write transaction afterwards. A message that would change anything else (staff,
+    a new sender, a subscription, an erasure …) is answered again in a write transaction from the
+    start. The price of reading first: a sender's messages answered at the same moment may go a
+    few over the hourly lookup limit.
+
     A unique-key clash means a concurrent delivery of the same message (or a new contact's first
     two messages at once): one more attempt sees the other's commit.
     """
-    for attempt in (1, 2, 3):
+    read_first = reads_first(engine)
+    clashes = 0
+    while True:
         try:
-            with write_session(engine) as session:
-                moment = now()
-                answered = receive(session=session, inbound=inbound, ctx=ctx, now=moment)
-                if answered is None:
-                    return None, None
-                replies = answered.replies
-                extra = then(session, replies, moment, answered.recorded_as) if then and replies else None
-            return replies, extra
+            if read_first:
+                return _answer_reading_first(engine=engine, inbound=inbound, ctx=ctx, now=now, then=then)
+            return _answer_in_write_turn(engine=engine, inbound=inbound, ctx=ctx, now=now, then=then)
+        except NeedsWriteTurn:
+            read_first = False
         except IntegrityError:
-            if attempt == 3:
+            clashes += 1
+            if clashes == 3:
                 raise
             log.info("concurrent delivery of %s:%s; trying again", inbound.channel, inbound.provider_id)
-    raise AssertionError("unreachable")
+
+
+def _answer_in_write_turn(
+    *,
+    engine: Engine,
+    inbound: Inbound,
+    ctx: Context,
+    now: Callable[[], datetime],
+    then: Callable[[Session, list[Reply], datetime, str], T] | None,
+) -> tuple[list[Reply] | None, T | None]:
+    with write_session(engine) as session:
+        moment = now()
+        answered = receive(session=session, inbound=inbound, ctx=ctx, now=moment)
+        if answered is None:
+            return None, None
+        replies = answered.replies
+        extra = then(session, replies, moment, answered.recorded_as) if then and replies else None
+    return replies, extra
+
+
+def _answer_reading_first(
+    *,
+    engine: Engine,
+    inbound: Inbound,
+    ctx: Context,
+    now: Callable[[], datetime],
+    then: Callable[[Session, list[Reply], datetime, str], T] | None,
+) -> tuple[list[Reply] | None, T | None]:
+    """``_answer_in_write_turn`` with the answer worked out in a ``read_first_session``."""
+    with read_first_session(engine) as session:
+        moment = now()
+        answered = receive(session=session, inbound=inbound, ctx=ctx, now=moment)
+        if answered is None:
+            return None, None
+        writes = deferred_writes(session)
+    with write_session(engine) as session:
+        apply_writes(session, writes)
+        replies = answered.replies
+        extra = then(session, replies, moment, answered.recorded_as) if then and replies else None
+    return replies, extra
 
 
 @dataclass(frozen=True)
@@ -99,6 +153,8 @@ def receive(*, session: Session, inbound: Inbound, ctx: Context, now: datetime) 
     if claim is None:
         log.info("redelivered message %s answered already", provider_key)
         return None
+    if known.role is not None:
+        require_write_turn(session)  # staff commands read what they change
     contact = repo.get_or_create_contact(
         session=session, address=inbound.address, now=now, display_name=inbound.display_name, known=known
     )

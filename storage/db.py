@@ -14,6 +14,11 @@ has committed: SQLite's automatic WAL checkpoint would run inside the commit, wi
 writer queued behind it, so it is switched off and each process runs the same (PASSIVE)
 checkpoint itself every ``CHECKPOINT_EVERY`` writes, after leaving the gate; a PASSIVE checkpoint
 blocks no reader and no writer.
+
+Work that mostly reads can shorten its turn further: ``read_first_session`` runs it on a
+``query_only`` connection outside the gate and keeps the few writes it makes (``write``) for a
+short ``write_session`` afterwards; anything else it tries to write sends it back to a
+``write_session`` from the start (``NeedsWriteTurn``).
 """
 
 from __future__ import annotations
@@ -145,14 +150,17 @@ def _locked(holder: str) -> OperationalError:
 
 
 _gates: weakref.WeakKeyDictionary[Engine, WriteGate] = weakref.WeakKeyDictionary()
+_readers: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10, echo: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, echo=echo, connect_args=_SQLITE_CONNECT_ARGS)
         _sqlite_recipe(engine)
         _gates[engine] = WriteGate(database_file(parsed))
+        if database_file(parsed) is not None:  # an in-memory database is one connection's own
+            _readers[engine] = _query_only_engine(engine, echo=echo)
         return engine
     return create_engine(
         url, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, pool_recycle=1800
@@ -167,6 +175,9 @@ def database_file(url: URL) -> str | None:
     if database.startswith("file:"):  # a URI filename (uri=true)
         database = database.removeprefix("file:").split("?", 1)[0]
     return os.path.abspath(database)
+
+
+_SQLITE_CONNECT_ARGS = {"check_same_thread": False, "timeout": 30}
 
 
 def _sqlite_recipe(engine: Engine) -> None:
@@ -185,6 +196,33 @@ def _sqlite_recipe(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get("sqlite_immediate")
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _query_only_engine(engine: Engine, *, echo: bool) -> Engine:
+    """Connections to ``engine``'s SQLite file that refuse to write (``PRAGMA query_only``), for
+    ``read_first_session``; disposed with ``engine``."""
+    reader = create_engine(engine.url, echo=echo, connect_args=_SQLITE_CONNECT_ARGS)
+
+    @event.listens_for(reader, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA query_only=ON")
+        cursor.close()
+
+    @event.listens_for(reader, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    @event.listens_for(reader, "handle_error")
+    def _on_error(context: Any) -> None:
+        if getattr(context.original_exception, "sqlite_errorcode", None) == sqlite3.SQLITE_READONLY:
+            _write_refused.flag = True  # seen even if a handler swallows what is raised next
+            raise NeedsWriteTurn("a read-first session tried to write")
+
+    event.listen(engine, "engine_disposed", lambda _engine: reader.dispose())
+    return reader
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -229,6 +267,71 @@ def write_session(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+class NeedsWriteTurn(Exception):
+    """Work in a ``read_first_session`` that writes more than its deferred writes: do it again in
+    a ``write_session``."""
+
+
+_DEFERRED_WRITES = "cargobot_deferred_writes"
+_write_refused = threading.local()
+DeferredWrite = tuple[Any, Any]
+"""A Core statement and its parameters, kept by ``write`` for the write turn."""
+
+
+def reads_first(engine: Engine) -> bool:
+    """Whether work on ``engine`` should read before it takes its write turn (``read_first_session``).
+
+    On a SQLite file every writer of every process queues at one gate, so the time a write
+    transaction holds it, not the CPU, bounds how many messages a second are answered. PostgreSQL
+    has no such gate; there one transaction (one fewer round trip) is better.
+    """
+    return engine in _readers
+
+
+@contextmanager
+def read_first_session(engine: Engine) -> Iterator[Session]:
+    """A read-only session on a SQLite file, outside the write gate: ``write`` keeps its writes
+    (``deferred_writes``) for a short ``write_session`` afterwards.
+
+    Its transaction is never committed. ``NeedsWriteTurn`` is raised, on the write or on leaving,
+    when the work tries any other write (SQLite refuses it: the connection is ``query_only``) or
+    leaves ORM changes unflushed: run the same work in a ``write_session`` instead. What the
+    deferred writes commit was decided on what this session read, so they must not depend on it
+    being current: a unique key or a retry must cover any race (``handlers.router.answer``).
+    """
+    _write_refused.flag = False
+    with Session(_readers[engine], expire_on_commit=False) as session:
+        session.info[_DEFERRED_WRITES] = []
+        yield session
+        if _write_refused.flag or session.new or session.dirty or session.deleted:
+            raise NeedsWriteTurn("the work changes more than it can defer")
+
+
+def write(session: Session, statement: Any, params: Any) -> None:
+    """Execute a Core write now, or keep it for the write turn in a ``read_first_session``."""
+    deferred = session.info.get(_DEFERRED_WRITES)
+    if deferred is None:
+        session.connection().execute(statement, params)
+    else:
+        deferred.append((statement, params))
+
+
+def require_write_turn(session: Session) -> None:
+    """NeedsWriteTurn in a ``read_first_session``: the work ahead must see what it writes."""
+    if _DEFERRED_WRITES in session.info:
+        raise NeedsWriteTurn("the work needs the write turn from its start")
+
+
+def deferred_writes(session: Session) -> list[DeferredWrite]:
+    return list(session.info.get(_DEFERRED_WRITES, ()))
+
+
+def apply_writes(session: Session, writes: list[DeferredWrite]) -> None:
+    connection = session.connection()
+    for statement, params in writes:
+        connection.execute(statement, params)
 
 
 @contextmanager

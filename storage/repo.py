@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
+from storage.db import require_write_turn, write
 from storage.models import (
     Contact,
     Hold,
@@ -236,6 +237,7 @@ def get_or_create_contact(
     display_name = clean_display_name(display_name)
     contact = known.contact
     if contact is None:
+        require_write_turn(session)  # its id is needed from here on
         contact = Contact(address=address, display_name=display_name, created_at=now)
         session.add(contact)
         session.flush()
@@ -262,7 +264,7 @@ def touch_contact(*, session: Session, contact: Contact, at: datetime, language:
     last = contact.last_inbound_at
     if language == contact.language and last is not None and at - last < TOUCH_GRANULARITY:
         return
-    session.connection().execute(_TOUCH_CONTACT, {"contact_id": contact.id, "at": at, "language": language})
+    write(session, _TOUCH_CONTACT, {"contact_id": contact.id, "at": at, "language": language})
     set_committed_value(contact, "last_inbound_at", at)
     set_committed_value(contact, "language", language)
 
@@ -690,7 +692,7 @@ def has_note(*, session: Session, shipment_id: int, note: str) -> bool:
 def record_lookups(*, session: Session, address: str, count: int, at: datetime) -> None:
     """Count ``count`` status lookups by ``address`` (the hourly limit)."""
     if count:
-        session.connection().execute(_INSERT_LOOKUP, [{"address": address, "at": at}] * count)
+        write(session, _INSERT_LOOKUP, [{"address": address, "at": at}] * count)
 
 
 def prune_lookups(*, session: Session, before: datetime) -> int:
@@ -760,9 +762,13 @@ def claim_inbound(
     answered now, exactly once.
     """
     fields = {"provider_key": provider_key, "address": address, "text": text, "received_at": received_at}
+    if provider_key is not None and known.answered:
+        return None
+    if provider_key is None or known.stored_id is not None:
+        # Its key is its new row's id, or a leftover row must be answered exactly once: both need
+        # the write turn before they are answered (``storage.db.read_first_session``).
+        require_write_turn(session)
     if provider_key is not None:
-        if known.answered:
-            return None
         return InboundClaim(provider_key, known.stored_id, fields)
     row_id = session.connection().execute(_INSERT_INBOUND, fields).inserted_primary_key[0]
     return InboundClaim(f"local:{row_id}", row_id, fields)
@@ -774,13 +780,10 @@ def record_answer(*, session: Session, claim: InboundClaim, reply: str, answered
     Two deliveries of one message answered at once: the second INSERT breaks the provider key's
     unique index and its transaction rolls back.
     """
-    connection = session.connection()
     if claim.row_id is None:
-        connection.execute(_INSERT_INBOUND, {**claim.fields, "answered_at": answered_at, "reply": reply})
+        write(session, _INSERT_INBOUND, {**claim.fields, "answered_at": answered_at, "reply": reply})
     else:
-        connection.execute(
-            _ANSWER_INBOUND, {"row_id": claim.row_id, "answered_at": answered_at, "reply": reply}
-        )
+        write(session, _ANSWER_INBOUND, {"row_id": claim.row_id, "answered_at": answered_at, "reply": reply})
 
 
 # --- outbox ----------------------------------------------------------------------------------
@@ -853,9 +856,9 @@ def outbox_backlog(*, session: Session, now: datetime) -> int:
     return int(session.execute(stmt).scalar_one())
 
 
-def release_held_for(*, session: Session, recipient: str, now: datetime) -> int:
+def release_held_for(*, session: Session, recipient: str, now: datetime) -> None:
     """The customer wrote again: alerts held for a closed WhatsApp window become due now."""
-    return int(session.connection().execute(_RELEASE_HELD, {"to": recipient, "due": now}).rowcount)
+    write(session, _RELEASE_HELD, {"to": recipient, "due": now})
 
 
 # --- runtime state ---------------------------------------------------------------------------

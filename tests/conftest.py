@@ -160,7 +160,8 @@ def clock() -> Clock:
 
 @dataclass
 class Chat:
-    """Talk to the bot as someone, through the same entry point every channel uses."""
+    """Talk to the bot as someone, through the same entry point every channel uses; each message
+    carries a provider id, as on WhatsApp and Telegram, unless ``provider_id=""`` (the console)."""
 
     engine: Engine
     ctx: Context
@@ -175,7 +176,7 @@ class Chat:
             address=address,
             text=text,
             received_at=self.clock.now,
-            provider_id=provider_id,
+            provider_id=f"chat-{self.counter}" if provider_id is None else provider_id or None,
             media_urls=media,
         )
         replies, _ = answer(engine=self.engine, inbound=inbound, ctx=self.ctx, now=lambda: self.clock.now)

@@ -1,0 +1,177 @@
+"""Answering on a SQLite file: read first, outside the write turn, then a short write transaction."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, insert, select
+
+from bot.demo import seed_demo
+from handlers.context import Context
+from handlers.router import answer
+from handlers.types import Inbound
+from storage.db import (
+    NeedsWriteTurn,
+    apply_writes,
+    deferred_writes,
+    make_engine,
+    read_first_session,
+    reads_first,
+    write,
+    write_session,
+)
+from storage.models import Contact, InboundMessage, RuntimeState, Subscription
+from tests.conftest import ADMIN, CUSTOMER, Chat, Clock
+
+STATE = RuntimeState.__table__  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def demo(sqlite_file: tuple[str, Engine], ctx: Context, clock: Clock) -> Iterator[Chat]:
+    _, engine = sqlite_file
+    seed_demo(engine, now=clock.now)
+    yield Chat(engine=engine, ctx=ctx, clock=clock)
+
+
+def rows(engine: Engine, model: type) -> int:
+    with write_session(engine) as session:
+        return int(session.execute(select(func.count()).select_from(model)).scalar_one())
+
+
+def ask(chat: Chat, text: str, provider_id: str, now: object = None) -> list[str] | None:
+    inbound = Inbound(address=CUSTOMER, text=text, received_at=chat.clock.now, provider_id=provider_id)
+    replies, _ = answer(
+        engine=chat.engine,
+        inbound=inbound,
+        ctx=chat.ctx,
+        now=now or (lambda: chat.clock.now),  # type: ignore[arg-type]
+    )
+    return None if replies is None else [r.text for r in replies]
+
+
+def test_only_sqlite_files_read_first(tmp_path: Path) -> None:
+    file_engine = make_engine(f"sqlite:///{tmp_path / 'cargo.db'}")
+    memory_engine = make_engine("sqlite://")
+    try:
+        assert reads_first(file_engine)
+        assert not reads_first(memory_engine)  # a second connection would see another database
+    finally:
+        file_engine.dispose()
+        memory_engine.dispose()
+
+
+def test_a_status_question_is_worked_out_while_another_writer_holds_the_turn(demo: Chat) -> None:
+    demo.text(CUSTOMER, "hello")  # a known sender: a new one needs the write turn for its contact
+    working = threading.Event()
+    release = threading.Event()
+    result: list[list[str] | None] = []
+
+    def now() -> datetime:
+        working.set()
+        return demo.clock.now
+
+    def hold_the_turn() -> None:
+        with write_session(demo.engine):
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_turn)
+    holder.start()
+    asker = threading.Thread(target=lambda: result.append(ask(demo, "where is TGHU7345017?", "SMq1", now)))
+    try:
+        asker.start()
+        assert working.wait(5), "the answer waited for the other writer before reading"
+        asker.join(0.3)
+        assert asker.is_alive(), "the answer was recorded without its write turn"
+    finally:
+        release.set()
+        holder.join(10)
+        asker.join(10)
+    assert result and result[0] is not None and result[0][0].startswith("Container TGHU7345017")
+    with write_session(demo.engine) as session:
+        stored = session.execute(
+            select(InboundMessage.answered_at).where(InboundMessage.provider_key == "whatsapp:SMq1")
+        ).scalar_one()
+    assert stored is not None
+
+
+def test_two_deliveries_worked_out_at_once_are_answered_once(demo: Chat) -> None:
+    demo.text(CUSTOMER, "hello")
+    both_reading = threading.Barrier(2, timeout=5)
+    results: list[list[str] | None] = []
+
+    def deliver() -> None:
+        met = False
+
+        def now() -> datetime:
+            nonlocal met
+            if not met:  # both have read that the message is new before either records it
+                met = True
+                both_reading.wait()
+            return demo.clock.now
+
+        results.append(ask(demo, "TGHU7345017", "SMtwice", now))
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(r is None for r in results) == [False, True]
+    with write_session(demo.engine) as session:
+        count = session.execute(
+            select(func.count()).where(InboundMessage.provider_key == "whatsapp:SMtwice")
+        ).scalar_one()
+    assert count == 1
+
+
+@pytest.mark.parametrize(
+    ("sender", "text", "check"),
+    [
+        ("whatsapp:+254700000199", "TGHU7345017", "a new sender's contact"),
+        (CUSTOMER, "ALERT TGHU7345017", "a subscription"),
+        (ADMIN, "/help", "a staff command"),
+    ],
+)
+def test_messages_that_change_more_are_answered_in_the_write_turn(
+    demo: Chat, sender: str, text: str, check: str
+) -> None:
+    demo.text(CUSTOMER, "hello")
+    contacts, subscriptions = rows(demo.engine, Contact), rows(demo.engine, Subscription)
+    answered = demo.text(sender, text)
+    assert answered
+    if check == "a new sender's contact":
+        assert rows(demo.engine, Contact) == contacts + 1
+    if check == "a subscription":
+        assert rows(demo.engine, Subscription) == subscriptions + 1
+
+
+def test_a_write_in_a_read_first_session_is_refused_even_when_swallowed(demo: Chat) -> None:
+    with pytest.raises(NeedsWriteTurn), read_first_session(demo.engine) as session:
+        try:
+            session.connection().execute(insert(STATE).values(key="k", value="v", updated_at=demo.clock.now))
+        except Exception:  # noqa: BLE001 - a handler that hides errors must not hide this one
+            pass
+    assert rows(demo.engine, RuntimeState) == 0
+
+
+def test_unflushed_orm_changes_need_the_write_turn(demo: Chat) -> None:
+    demo.text(CUSTOMER, "hello")
+    with pytest.raises(NeedsWriteTurn), read_first_session(demo.engine) as session:
+        contact = session.execute(select(Contact).where(Contact.address == CUSTOMER)).scalar_one()
+        contact.display_name = "Changed"
+
+
+def test_deferred_writes_wait_for_the_write_turn(demo: Chat) -> None:
+    statement = insert(STATE)
+    with read_first_session(demo.engine) as session:
+        write(session, statement, {"key": "a", "value": "1", "updated_at": demo.clock.now})
+        write(session, statement, {"key": "b", "value": "2", "updated_at": demo.clock.now})
+        writes = deferred_writes(session)
+    assert rows(demo.engine, RuntimeState) == 0
+    with write_session(demo.engine) as session:
+        apply_writes(session, writes)
+    assert rows(demo.engine, RuntimeState) == 2
