@@ -285,6 +285,16 @@ def _twiml(pieces: list[str] | None) -> Response:
     return Response(response.to_xml(), mimetype=TWIML)
 
 
+def _valid_signature(
+    validator: RequestValidator, url: str, form: MultiDict[str, str], signature: str
+) -> bool:
+    """``RequestValidator.validate``, which signs the URL both with and without its port (a proxy
+    may add or drop it), and a genuine request matches the URL as we have it: that is checked
+    first, one HMAC instead of two per webhook."""
+    expected = validator.compute_signature(url, form).encode()
+    return hmac.compare_digest(expected, signature.encode()) or validator.validate(url, form, signature)
+
+
 def _signed_form(web: _Web) -> MultiDict[str, str]:
     """The form of a Twilio webhook whose ``X-Twilio-Signature`` is valid for the public URL."""
     if not web.channels.whatsapp:
@@ -295,7 +305,7 @@ def _signed_form(web: _Web) -> MultiDict[str, str]:
     signature = request.headers.get("X-Twilio-Signature", "")
     query = request.query_string.decode("latin-1")
     url = web.public_base_url + request.path + (f"?{query}" if query else "")
-    if not signature or not web.validator.validate(url, form, signature):
+    if not signature or not _valid_signature(web.validator, url, form, signature):
         log.warning(
             "refused a Twilio webhook on %s: %s signature", request.path, "wrong" if signature else "missing"
         )

@@ -194,8 +194,16 @@ def _sqlite_recipe(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        immediate = conn.get_execution_options().get("sqlite_immediate")
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        _begin(conn, "BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_immediate") else "BEGIN")
+
+
+def _begin(conn: Connection, statement: str) -> None:
+    """``statement`` on the driver's connection: through SQLAlchemy's execute path it cost more
+    than the rest of a short transaction. Errors are raised as SQLAlchemy's, as from any statement."""
+    try:
+        conn.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
+    except sqlite3.Error as exc:
+        raise OperationalError(statement, None, exc) from exc
 
 
 def _query_only_engine(engine: Engine, *, echo: bool) -> Engine:
@@ -213,7 +221,7 @@ def _query_only_engine(engine: Engine, *, echo: bool) -> Engine:
 
     @event.listens_for(reader, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        _begin(conn, "BEGIN")
 
     @event.listens_for(reader, "handle_error")
     def _on_error(context: Any) -> None:

@@ -199,7 +199,19 @@ def test_signature_is_checked_against_the_public_url_with_its_query_string(clien
     assert local.status_code == 403
 
 
-@pytest.mark.parametrize("signature", ["", "forged", None], ids=["empty", "forged", "other-token"])
+def test_a_signature_over_the_url_with_its_default_port_is_accepted(client: FlaskClient) -> None:
+    """Twilio's validator accepts the public URL signed with or without its port (a proxy may add
+    it); the port-less URL is checked first, the other only when that fails."""
+    params = whatsapp_params("HELP")
+    response = post_twilio(
+        client, "/webhooks/whatsapp", params, signed_url="https://bot.example.com:443/webhooks/whatsapp"
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "signature", ["", "forged", None, "sïgné"], ids=["empty", "forged", "other-token", "non-ascii"]
+)
 def test_unsigned_or_forged_whatsapp_message_is_refused_and_not_stored(
     client: FlaskClient, engine: Engine, signature: str | None
 ) -> None:

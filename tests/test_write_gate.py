@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -168,3 +169,22 @@ def test_a_writer_waits_its_turn_for_so_long_then_fails_as_sqlite_would(tmp_path
 )
 def test_the_lock_file_sits_beside_the_database_file(url: str, expected: str | None) -> None:
     assert database_file(make_url(url)) == expected
+
+
+def test_a_begin_refused_by_sqlite_raises_sqlalchemys_error(tmp_path: Path) -> None:
+    """BEGIN goes straight to the driver; its errors still arrive as SQLAlchemy's, like any other."""
+    path = tmp_path / "cargo.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as connection:  # the pool's one connection: stop waiting after 50 ms
+            connection.exec_driver_sql("PRAGMA busy_timeout=50")
+        outsider = sqlite3.connect(path, isolation_level=None)  # not behind the gate
+        outsider.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(OperationalError, match="locked"), write_connection(engine):
+                pass
+        finally:
+            outsider.rollback()
+            outsider.close()
+    finally:
+        engine.dispose()
