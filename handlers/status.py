@@ -20,8 +20,8 @@ from handlers.references import Reference
 from handlers.stages import is_released
 from handlers.timefmt import format_relative, format_when, format_window
 from storage import repo
-from storage.models import Contact, MaintenanceWindow, Shipment
-from storage.repo import WindowTimes
+from storage.models import Contact, MaintenanceWindow
+from storage.repo import ShipmentRow, WindowTimes
 
 _BEFORE_ARRIVAL = ("booked", "in_transit")
 
@@ -42,7 +42,12 @@ def _t(key: str, reader: Reader, **values: object) -> str:
 
 
 def answer_reference(
-    *, session: Session, ref: Reference, reader: Reader, ctx: Context, shipments: list[Shipment] | None = None
+    *,
+    session: Session,
+    ref: Reference,
+    reader: Reader,
+    ctx: Context,
+    shipments: list[ShipmentRow] | None = None,
 ) -> str:
     """Render the answer for one recognised reference (``shipments``: its shipments, if looked up)."""
     label = reference_label(ref.kind, ref.value, reader.lang, ref.carrier)
@@ -69,12 +74,12 @@ def answer_reference(
 
 
 def _shipment_answer(
-    *, session: Session, label: str, ref: Reference, shipment: Shipment, reader: Reader
+    *, session: Session, label: str, ref: Reference, shipment: ShipmentRow, reader: Reader
 ) -> str:
     """Stage, meaning, next step, the customer's action (the assessed and paid actions carry the
     payment-safety sentence), holds, arrival, private details for linked contacts, freshness."""
     assert shipment.id is not None
-    holds = repo.active_hold_rows(session=session, shipment_id=shipment.id)
+    holds = repo.active_hold_rows(session=session, shipment_id=shipment.id) if shipment.on_hold else []
     stage = shipment.stage
     headline = f"{label} — {_t(f'stage.{stage}.title', reader)}"
     if holds:
@@ -119,7 +124,7 @@ def _hold_lines(kinds: Iterable[str], reader: Reader) -> list[str]:
     return lines
 
 
-def _arrival_line(shipment: Shipment, reader: Reader) -> str:
+def _arrival_line(shipment: ShipmentRow, reader: Reader) -> str:
     unknown = _t("status.unknown", reader)
     eta = format_when(shipment.eta, reader.lang, reader.tz, now=reader.now) if shipment.eta else unknown
     return _t(
@@ -131,7 +136,7 @@ def _arrival_line(shipment: Shipment, reader: Reader) -> str:
     )
 
 
-def _private_lines(*, session: Session, shipment: Shipment, reader: Reader) -> list[str]:
+def _private_lines(*, session: Session, shipment: ShipmentRow, reader: Reader) -> list[str]:
     """Details only the customers linked to the shipment (and staff) may read."""
     assert shipment.id is not None
     lines = []
@@ -151,7 +156,7 @@ def _private_lines(*, session: Session, shipment: Shipment, reader: Reader) -> l
     return lines
 
 
-def _shared_answer(*, session: Session, label: str, shipments: list[Shipment], reader: Reader) -> str:
+def _shared_answer(*, session: Session, label: str, shipments: list[ShipmentRow], reader: Reader) -> str:
     """A container or master reference carrying several customers' goods: only what they share."""
     lines = [_t("status.shared", reader, label=label, count=len(shipments))]
     first = shipments[0]
@@ -161,7 +166,8 @@ def _shared_answer(*, session: Session, label: str, shipments: list[Shipment], r
     common: set[str] | None = None
     for shipment in shipments:
         assert shipment.id is not None
-        kinds = {h.kind for h in repo.active_hold_rows(session=session, shipment_id=shipment.id)}
+        holds = repo.active_hold_rows(session=session, shipment_id=shipment.id) if shipment.on_hold else []
+        kinds = {h.kind for h in holds}
         common = kinds if common is None else common & kinds
     lines.extend(_hold_lines(sorted(common or ()), reader))
     lines.append(_t("status.shared_ask", reader))

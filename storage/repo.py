@@ -99,8 +99,11 @@ _SUBSCRIBED_ASKER = (
     )
     .label("subscribed")
 )
+_ON_HOLD = (
+    exists().where(_HOLD_T.c.shipment_id == _SHIPMENT_T.c.id, _HOLD_T.c.cleared_at.is_(None)).label("on_hold")
+)
 _SHIPMENT_ROWS_BY_REFERENCE = (
-    select(_SHIPMENT_T, _LINKED_TO_ASKER, _SUBSCRIBED_ASKER)
+    select(_SHIPMENT_T, _LINKED_TO_ASKER, _SUBSCRIBED_ASKER, _ON_HOLD)
     .join(ShipmentReference.__table__, ShipmentReference.__table__.c.shipment_id == _SHIPMENT_T.c.id)  # type: ignore[attr-defined]
     .join(Reference.__table__, Reference.__table__.c.id == ShipmentReference.__table__.c.reference_id)  # type: ignore[attr-defined]
     .where(Reference.__table__.c.value == bindparam("value"))  # type: ignore[attr-defined]
@@ -312,9 +315,14 @@ def shipments_for_reference(*, session: Session, value: str) -> list[Shipment]:
     return list(session.execute(_SHIPMENTS_BY_REFERENCE, {"value": value}).scalars().all())
 
 
-def shipment_rows_for_reference(*, session: Session, value: str, contact_id: int | None) -> list[Row[Any]]:
+ShipmentRow = Row[Any]
+"""A shipment's columns as one asker sees it: ``linked``, ``subscribed``, ``on_hold`` besides."""
+
+
+def shipment_rows_for_reference(*, session: Session, value: str, contact_id: int | None) -> list[ShipmentRow]:
     """Read-only ``shipments_for_reference`` as ``contact_id`` sees them: Rows, not entities
-    (nothing may change them), each with ``linked`` and ``subscribed`` for that contact."""
+    (nothing may change them), each with ``linked`` and ``subscribed`` for that contact, and
+    ``on_hold`` (``active_hold_rows`` has something to read)."""
     params = {"value": value, "contact_id": contact_id}
     return list(session.connection().execute(_SHIPMENT_ROWS_BY_REFERENCE, params).all())
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, event, func, insert, select
 
 from bot.demo import seed_demo
 from handlers.context import Context
@@ -175,3 +175,26 @@ def test_deferred_writes_wait_for_the_write_turn(demo: Chat) -> None:
     with write_session(demo.engine) as session:
         apply_writes(session, writes)
     assert rows(demo.engine, RuntimeState) == 2
+
+
+def test_a_status_question_costs_two_reads_and_two_inserts(demo: Chat) -> None:
+    """What answering costs, pinned: the arrival read, the shipments (with the asker's link, their
+    subscription and whether any hold is active), and the message's record and lookup. Holds are
+    read only for a shipment on hold."""
+    demo.text(CUSTOMER, "hello")
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        demo.text(CUSTOMER, "CMAU1639120")  # no holds
+        quiet = list(statements)
+        statements.clear()
+        demo.text(CUSTOMER, "TGHU7345017")  # on hold
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    assert [s.split()[0] for s in quiet] == ["SELECT", "SELECT", "INSERT", "INSERT"]
+    assert [s.split()[0] for s in statements] == ["SELECT", "SELECT", "SELECT", "INSERT", "INSERT"]
+    assert statements[2].split("FROM")[1].split()[0] == "hold"
