@@ -31,6 +31,7 @@ from storage.db import (
     read_first_session,
     reads_first,
     require_write_turn,
+    write_connection,
     write_session,
 )
 from storage.models import Contact
@@ -120,10 +121,13 @@ def _answer_reading_first(
         if answered is None:
             return None, None
         writes = deferred_writes(session)
-    with write_session(engine) as session:
-        apply_writes(session, writes)
-        replies = answered.replies
-        extra = then(session, replies, moment, answered.recorded_as) if then and replies else None
+    replies, extra = answered.replies, None
+    with write_connection(engine) as connection:  # Core: a Session costs more than these writes
+        apply_writes(connection, writes)
+        if then and replies:
+            with Session(bind=connection, expire_on_commit=False) as session:  # joins, never commits
+                extra = then(session, replies, moment, answered.recorded_as)
+                session.flush()
     return replies, extra
 
 

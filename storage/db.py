@@ -336,8 +336,7 @@ def deferred_writes(session: Session) -> list[DeferredWrite]:
     return list(session.info.get(_DEFERRED_WRITES, ()))
 
 
-def apply_writes(session: Session, writes: list[DeferredWrite]) -> None:
-    connection = session.connection()
+def apply_writes(connection: Connection, writes: list[DeferredWrite]) -> None:
     for statement, params in writes:
         connection.execute(statement, params)
 

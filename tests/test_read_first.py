@@ -22,6 +22,7 @@ from storage.db import (
     read_first_session,
     reads_first,
     write,
+    write_connection,
     write_session,
 )
 from storage.models import Contact, InboundMessage, RuntimeState, Subscription
@@ -172,8 +173,8 @@ def test_deferred_writes_wait_for_the_write_turn(demo: Chat) -> None:
         write(session, statement, {"key": "b", "value": "2", "updated_at": demo.clock.now})
         writes = deferred_writes(session)
     assert rows(demo.engine, RuntimeState) == 0
-    with write_session(demo.engine) as session:
-        apply_writes(session, writes)
+    with write_connection(demo.engine) as connection:
+        apply_writes(connection, writes)
     assert rows(demo.engine, RuntimeState) == 2
 
 
