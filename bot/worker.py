@@ -41,11 +41,6 @@ def beat(app: App, now: datetime) -> None:
         repo.set_state(session=session, key=HEARTBEAT_KEY, value=now.isoformat(), now=now)
 
 
-def prune(app: App, now: datetime) -> None:
-    with write_session(app.engine) as session:
-        repo.prune_lookups(session=session, before=now - 2 * repo.LOOKUP_WINDOW)
-
-
 def freeze_startup_heap() -> None:
     """Take what start-up built (modules, settings, engine, SDK clients) out of the garbage
     collector's sight, so its full collections scan only what the running worker allocates.
@@ -143,9 +138,6 @@ def schedule(
         id="heartbeat",
         next_run_time=utcnow(),
         **common,
-    )
-    scheduler.add_job(
-        jobs.thread("prune", lambda: prune(app, utcnow())), "interval", hours=1, id="prune", **common
     )
     return jobs
 

@@ -162,7 +162,7 @@ def receive(*, session: Session, inbound: Inbound, ctx: Context, now: datetime) 
     contact = repo.get_or_create_contact(
         session=session, address=inbound.address, now=now, display_name=inbound.display_name, known=known
     )
-    replies = route(
+    replies, lookups = route(
         session=session,
         inbound=Inbound(
             address=inbound.address,
@@ -183,7 +183,7 @@ def receive(*, session: Session, inbound: Inbound, ctx: Context, now: datetime) 
     if contact.address != inbound.address:  # erased while answering: DELETE MY DATA confirmed
         claim = replace(claim, fields={**claim.fields, "address": contact.address, "text": ""})
         record = ""
-    repo.record_answer(session=session, claim=claim, reply=record, answered_at=now)
+    repo.record_answer(session=session, claim=claim, reply=record, answered_at=now, lookups=lookups)
     return Answered(replies, contact.address)
 
 
@@ -197,7 +197,8 @@ def route(
     contact: Contact,
     known: repo.Arrival,
     truncated: bool = False,
-) -> list[Reply]:
+) -> tuple[list[Reply], int]:
+    """The replies to one stored message, and how many status lookups they made."""
     role = known.role
     if known.has_held_alerts:  # alerts waiting for the WhatsApp customer's next message
         repo.release_held_for(session=session, recipient=contact.address, now=now)
@@ -224,8 +225,7 @@ def route(
         replies = [Reply(catalogue.text("staff.only", reader.lang, contact=ctx.business_contact))]
     else:
         replies = handle_customer(turn)
-    repo.record_lookups(session=session, address=contact.address, count=len(turn.lookups), at=now)
     if truncated:
         note = catalogue.text("long.truncated", reader.lang, limit=ctx.max_message_chars)
         replies = [Reply(note), *replies]
-    return replies
+    return replies, len(turn.lookups)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import Column, DateTime, Index, Integer, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -224,16 +224,8 @@ class InboundMessage(SQLModel, table=True):
     received_at: datetime = Field(sa_column=_ts(nullable=False))
     answered_at: datetime | None = Field(default=None, sa_column=_ts())
     reply: str | None = Field(default=None, sa_column=Column(Text))
-
-
-class LookupEvent(SQLModel, table=True):
-    """One status lookup by a sender, for the per-sender hourly limit."""
-
-    __table_args__ = (Index("ix_lookup_address_at", "address", "at"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    address: str = Field(max_length=120)
-    at: datetime = Field(sa_column=_ts(nullable=False))
+    # Status lookups its answer made: the per-sender hourly limit sums them by address and time.
+    lookups: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
 
 
 class RuntimeState(SQLModel, table=True):

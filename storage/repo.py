@@ -21,7 +21,6 @@ from storage.models import (
     Contact,
     Hold,
     InboundMessage,
-    LookupEvent,
     MaintenanceWindow,
     Outbox,
     Reference,
@@ -69,7 +68,7 @@ _INSERT_INBOUND = insert(_INBOUND_T)
 _ANSWER_INBOUND = (
     update(_INBOUND_T)
     .where(_INBOUND_T.c.id == bindparam("row_id"))
-    .values(answered_at=bindparam("answered_at"), reply=bindparam("reply"))
+    .values(answered_at=bindparam("answered_at"), reply=bindparam("reply"), lookups=bindparam("lookups"))
 )
 _TOUCH_CONTACT = (
     update(Contact.__table__)  # type: ignore[attr-defined]
@@ -129,7 +128,7 @@ _UPCOMING_WINDOW_ROWS = (
     .where(_WINDOW_T.c.cancelled_at.is_(None), _WINDOW_T.c.ends_at > bindparam("now"))
     .order_by(_WINDOW_T.c.starts_at)
 )
-_INSERT_LOOKUP = insert(LookupEvent.__table__)  # type: ignore[attr-defined]
+_LOOKUPS_T = _INBOUND_T.alias("earlier")  # the sender's earlier messages, beside the one arriving
 _NEXT_WINDOW = (
     select(_WINDOW_T.c.starts_at, _WINDOW_T.c.ends_at)
     .where(_WINDOW_T.c.cancelled_at.is_(None), _WINDOW_T.c.ends_at > bindparam("now"))
@@ -148,9 +147,8 @@ _ARRIVAL = (
         exists()
         .where(Outbox.recipient == bindparam("address"), Outbox.status == "held")
         .label("has_held_alerts"),
-        select(func.count())
-        .select_from(LookupEvent)
-        .where(LookupEvent.address == bindparam("address"), LookupEvent.at >= bindparam("since"))
+        select(func.coalesce(func.sum(_LOOKUPS_T.c.lookups), 0))
+        .where(_LOOKUPS_T.c.address == bindparam("address"), _LOOKUPS_T.c.received_at >= bindparam("since"))
         .scalar_subquery()
         .label("lookups"),
         _NEXT_WINDOW.c.starts_at.label("window_starts_at"),
@@ -697,16 +695,6 @@ def has_note(*, session: Session, shipment_id: int, note: str) -> bool:
 # --- lookups (rate limit) --------------------------------------------------------------------
 
 
-def record_lookups(*, session: Session, address: str, count: int, at: datetime) -> None:
-    """Count ``count`` status lookups by ``address`` (the hourly limit)."""
-    if count:
-        write(session, _INSERT_LOOKUP, [{"address": address, "at": at}] * count)
-
-
-def prune_lookups(*, session: Session, before: datetime) -> int:
-    return int(session.execute(delete(LookupEvent).where(LookupEvent.at < before)).rowcount)  # type: ignore[attr-defined]
-
-
 # --- maintenance windows ---------------------------------------------------------------------
 
 
@@ -782,16 +770,20 @@ def claim_inbound(
     return InboundClaim(f"local:{row_id}", row_id, fields)
 
 
-def record_answer(*, session: Session, claim: InboundClaim, reply: str, answered_at: datetime) -> None:
-    """Store the claimed message with its answer: one INSERT (or UPDATE when it was stored before).
+def record_answer(
+    *, session: Session, claim: InboundClaim, reply: str, answered_at: datetime, lookups: int = 0
+) -> None:
+    """Store the claimed message with its answer and the status ``lookups`` the answer made (the
+    per-sender hourly limit counts them): one INSERT (or UPDATE when it was stored before).
 
     Two deliveries of one message answered at once: the second INSERT breaks the provider key's
     unique index and its transaction rolls back.
     """
+    answer = {"answered_at": answered_at, "reply": reply, "lookups": lookups}
     if claim.row_id is None:
-        write(session, _INSERT_INBOUND, {**claim.fields, "answered_at": answered_at, "reply": reply})
+        write(session, _INSERT_INBOUND, {**claim.fields, **answer})
     else:
-        write(session, _ANSWER_INBOUND, {"row_id": claim.row_id, "answered_at": answered_at, "reply": reply})
+        write(session, _ANSWER_INBOUND, {"row_id": claim.row_id, **answer})
 
 
 # --- outbox ----------------------------------------------------------------------------------
@@ -888,16 +880,16 @@ def set_state(*, session: Session, key: str, value: str, now: datetime) -> None:
 
 
 def erase_contact_data(*, session: Session, contact: Contact, anonymous: str) -> None:
-    """DELETE MY DATA: drop the contact's links, subscriptions and lookups, blank their messages,
-    cancel what was waiting for them, and replace their address with ``anonymous`` everywhere."""
+    """DELETE MY DATA: drop the contact's links and subscriptions, blank their messages (and the
+    lookups they counted), cancel what was waiting for them, and replace their address with
+    ``anonymous`` everywhere."""
     address = contact.address
     session.execute(delete(Subscription).where(Subscription.contact_id == contact.id))
     session.execute(delete(ShipmentContact).where(ShipmentContact.contact_id == contact.id))
-    session.execute(delete(LookupEvent).where(LookupEvent.address == address))
     session.execute(
         update(InboundMessage)
         .where(InboundMessage.address == address)
-        .values(address=anonymous, text="", reply=None)
+        .values(address=anonymous, text="", reply=None, lookups=0)
     )
     session.execute(
         update(Outbox)

@@ -51,7 +51,7 @@ def test_conversation_benchmark_prints_its_figures_as_json_last(tmp_path: Path) 
     )
     assert result["unexpected_replies"] == 0  # every answer was the status path, found or not as expected
     assert result["full_scans"] == []
-    assert "ix_lookup_address_at" in result["lookup_plan"]  # the hourly count never scans the table
+    assert "ix_inbound_address_at" in result["lookup_plan"]  # the hourly count never scans the table
     assert "scale ratio" in stdout and "building" in stderr
 
     again, _, stderr = _run(tmp_path)  # the built databases are cached by size
