@@ -13,7 +13,20 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, bindparam, delete, or_, select, update
+from sqlalchemy import (
+    Engine,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlmodel import Session
 
 from handlers.types import Button, Reply
@@ -23,6 +36,21 @@ from storage.models import Contact, DeliveryReport, Outbox
 DUE_STATUSES = ("pending", "retry")
 # Delivery reports only move forward.
 _DELIVERY_ORDER = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "undelivered": 4, "failed": 4}
+_OUTBOX_T = Outbox.__table__  # type: ignore[attr-defined]
+_DELIVERY_RANK = case(_DELIVERY_ORDER, value=func.coalesce(_OUTBOX_T.c.delivery_status, "queued"), else_=0)
+# A status callback that moves a row's delivery status forward, in one statement.
+_MOVE_DELIVERY = (
+    update(_OUTBOX_T)
+    .where(
+        _OUTBOX_T.c.provider_id == bindparam("report_id"),
+        _DELIVERY_RANK < bindparam("rank", type_=Integer),
+    )
+    .values(
+        delivery_status=bindparam("reported"),  # bound names must not be the table's column names
+        last_error=func.coalesce(bindparam("report_error", type_=String), _OUTBOX_T.c.last_error),
+    )
+)
+_HAS_PROVIDER_ID = select(exists().where(_OUTBOX_T.c.provider_id == bindparam("provider_id")))
 
 
 def claim_due(
@@ -151,6 +179,15 @@ def apply_delivery_report(
     was closed) sends the alert again as the approved template, or holds it until the customer
     writes when ``has_template(row.template)`` is false.
     """
+    failed = status in ("failed", "undelivered")
+    if not (failed and error_code == OUTSIDE_WINDOW_CODE):  # most reports: one UPDATE, no ORM
+        error = (f"{status} (error {error_code})" if error_code else status) if failed else None
+        rank = _DELIVERY_ORDER.get(status, -1)
+        with write_connection(engine) as connection:
+            params = {"report_id": provider_id, "rank": rank, "reported": status, "report_error": error}
+            if connection.execute(_MOVE_DELIVERY, params).rowcount:
+                return True
+            return bool(connection.execute(_HAS_PROVIDER_ID, {"provider_id": provider_id}).scalar())
     with write_session(engine) as session:
         row = session.execute(select(Outbox).where(Outbox.provider_id == provider_id)).scalar_one_or_none()
         if row is None:
