@@ -1,4 +1,5 @@
-"""Smoke test of ``bench/conversation.py``: tiny sizes, run as a script, last line is the JSON result."""
+"""Smoke tests of ``bench/conversation.py`` and ``bench/webhooks.py``: tiny sizes, run as scripts,
+last line is the JSON result."""
 
 from __future__ import annotations
 
@@ -57,3 +58,21 @@ def test_conversation_benchmark_prints_its_figures_as_json_last(tmp_path: Path) 
     again, _, stderr = _run(tmp_path)  # the built databases are cached by size
     assert "building" not in stderr
     assert again["shipments_large"] == 150
+
+
+WEBHOOKS = SCRIPT.with_name("webhooks.py")
+
+
+def test_webhooks_benchmark_prints_its_figures_as_json_last() -> None:
+    done = subprocess.run(
+        [sys.executable, str(WEBHOOKS), "--requests", "70", "--workers", "1", "--threads", "2"],
+        cwd=SCRIPT.parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in ("whatsapp_rps", "bare_flask_rps", "ratio", "status_callback_rps", "status_callback_ratio"):
+        assert isinstance(result[key], float) and math.isfinite(result[key]) and result[key] > 0, key
+    assert result["all_200"] is True  # every question and callback was answered, none refused
