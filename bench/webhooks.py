@@ -360,7 +360,7 @@ def main() -> None:
         """The median over rounds of cargobot's rate over the bare app's in the round beside it:
         a slow spell of a shared machine then weighs on one pair, not on one side."""
         pairs = zip(tallies["cargobot"].rounds, tallies["bare_flask"].rounds, strict=True)
-        ratios = [ours / bare for ours, bare in pairs if bare]
+        ratios = [ours / bare for ours, bare in pairs if ours and bare]  # not a round the deadline cut
         return round(statistics.median(ratios), 3) if ratios else None
 
     print(

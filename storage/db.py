@@ -226,7 +226,8 @@ def _query_only_engine(engine: Engine, *, echo: bool) -> Engine:
     @event.listens_for(reader, "handle_error")
     def _on_error(context: Any) -> None:
         if getattr(context.original_exception, "sqlite_errorcode", None) == sqlite3.SQLITE_READONLY:
-            _write_refused.flag = True  # seen even if a handler swallows what is raised next
+            if context.connection is not None:  # seen even if a handler swallows what is raised next
+                context.connection.info[_NEEDS_WRITE_TURN] = True
             raise NeedsWriteTurn("a read-first session tried to write")
 
     event.listen(engine, "engine_disposed", lambda _engine: reader.dispose())
@@ -283,9 +284,17 @@ class NeedsWriteTurn(Exception):
 
 
 _DEFERRED_WRITES = "cargobot_deferred_writes"
-_write_refused = threading.local()
-DeferredWrite = tuple[Any, Any]
-"""A Core statement and its parameters, kept by ``write`` for the write turn."""
+_NEEDS_WRITE_TURN = "cargobot_needs_write_turn"  # in session.info and in a reader connection's info
+
+
+@dataclass(frozen=True)
+class DeferredWrite:
+    """A Core statement and its parameters, kept by ``write`` for the write turn; ``must_change``:
+    changing no row there means what the session read has changed since (``NeedsWriteTurn``)."""
+
+    statement: Any
+    params: Any
+    must_change: bool = False
 
 
 def reads_first(engine: Engine) -> bool:
@@ -301,34 +310,38 @@ def reads_first(engine: Engine) -> bool:
 @contextmanager
 def read_first_session(engine: Engine) -> Iterator[Session]:
     """A read-only session on a SQLite file, outside the write gate: ``write`` keeps its writes
-    (``deferred_writes``) for a short ``write_session`` afterwards.
+    (``deferred_writes``) for a short ``write_connection`` afterwards (``apply_writes``).
 
     Its transaction is never committed. ``NeedsWriteTurn`` is raised, on the write or on leaving,
-    when the work tries any other write (SQLite refuses it: the connection is ``query_only``) or
-    leaves ORM changes unflushed: run the same work in a ``write_session`` instead. What the
-    deferred writes commit was decided on what this session read, so they must not depend on it
-    being current: a unique key or a retry must cover any race (``handlers.router.answer``).
+    when the work tries any other write (SQLite refuses it: the connection is ``query_only``),
+    asked for the write turn, or leaves ORM changes unflushed, even if a handler swallowed the
+    exception: run the same work in a ``write_session`` instead. The deferred writes are decided
+    on what this session read, so they must hold when it is no longer current: unique keys, writes
+    that only move forward, and ``must_change`` guards cover the races.
     """
-    _write_refused.flag = False
     with Session(_readers[engine], expire_on_commit=False) as session:
+        connection = session.connection()
+        connection.info.pop(_NEEDS_WRITE_TURN, None)
         session.info[_DEFERRED_WRITES] = []
         yield session
-        if _write_refused.flag or session.new or session.dirty or session.deleted:
+        refused = connection.info.pop(_NEEDS_WRITE_TURN, False)
+        if refused or session.info.get(_NEEDS_WRITE_TURN) or session.new or session.dirty or session.deleted:
             raise NeedsWriteTurn("the work changes more than it can defer")
 
 
-def write(session: Session, statement: Any, params: Any) -> None:
+def write(session: Session, statement: Any, params: Any, *, must_change: bool = False) -> None:
     """Execute a Core write now, or keep it for the write turn in a ``read_first_session``."""
     deferred = session.info.get(_DEFERRED_WRITES)
     if deferred is None:
         session.connection().execute(statement, params)
     else:
-        deferred.append((statement, params))
+        deferred.append(DeferredWrite(statement, params, must_change))
 
 
 def require_write_turn(session: Session) -> None:
     """NeedsWriteTurn in a ``read_first_session``: the work ahead must see what it writes."""
     if _DEFERRED_WRITES in session.info:
+        session.info[_NEEDS_WRITE_TURN] = True
         raise NeedsWriteTurn("the work needs the write turn from its start")
 
 
@@ -337,8 +350,11 @@ def deferred_writes(session: Session) -> list[DeferredWrite]:
 
 
 def apply_writes(connection: Connection, writes: list[DeferredWrite]) -> None:
-    for statement, params in writes:
-        connection.execute(statement, params)
+    """Run ``writes`` in the write turn; NeedsWriteTurn when a guarded one changed nothing."""
+    for write in writes:
+        changed = connection.execute(write.statement, write.params).rowcount
+        if write.must_change and not changed:
+            raise NeedsWriteTurn("what the read-first answer relied on has changed")
 
 
 @contextmanager

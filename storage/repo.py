@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, case, delete, exists, func, insert, literal, select, true, update
+from sqlalchemy import Row, bindparam, case, delete, exists, func, insert, literal, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
@@ -65,15 +65,36 @@ _UPCOMING_WINDOWS = (
 )
 _INBOUND_T = InboundMessage.__table__  # type: ignore[attr-defined]
 _INSERT_INBOUND = insert(_INBOUND_T)
+_ANSWERED_COLUMNS = ("provider_key", "address", "text", "received_at", "answered_at", "reply", "lookups")
+# An answered message's record, written only while its sender's address is still on record: a
+# message answered read-first must not bring back an address DELETE MY DATA erased meanwhile.
+_RECORD_ANSWERED = insert(_INBOUND_T).from_select(
+    list(_ANSWERED_COLUMNS),
+    select(*(bindparam(f"new_{name}", type_=_INBOUND_T.c[name].type) for name in _ANSWERED_COLUMNS)).where(
+        exists().where(Contact.__table__.c.address == bindparam("new_address"))  # type: ignore[attr-defined]
+    ),
+)
 _ANSWER_INBOUND = (
     update(_INBOUND_T)
     .where(_INBOUND_T.c.id == bindparam("row_id"))
     .values(answered_at=bindparam("answered_at"), reply=bindparam("reply"), lookups=bindparam("lookups"))
 )
+_CONTACT_T = Contact.__table__  # type: ignore[attr-defined]
+# The last-message time only moves forward and a language the contact chose is never replaced:
+# a message answered read-first may write this after a later message's write turn.
 _TOUCH_CONTACT = (
-    update(Contact.__table__)  # type: ignore[attr-defined]
-    .where(Contact.__table__.c.id == bindparam("contact_id"))  # type: ignore[attr-defined]
-    .values(last_inbound_at=bindparam("at"), language=bindparam("language"))
+    update(_CONTACT_T)
+    .where(_CONTACT_T.c.id == bindparam("contact_id"))
+    .values(
+        last_inbound_at=case(
+            (
+                or_(_CONTACT_T.c.last_inbound_at.is_(None), _CONTACT_T.c.last_inbound_at < bindparam("at")),
+                bindparam("at"),
+            ),
+            else_=_CONTACT_T.c.last_inbound_at,
+        ),
+        language=case((_CONTACT_T.c.language_chosen, _CONTACT_T.c.language), else_=bindparam("language")),
+    )
 )
 # Read-only statements for the status answer, run as Core on the session's connection: they return
 # Rows (attribute access like the entities) without the ORM's per-statement and per-object cost.
@@ -781,7 +802,8 @@ def record_answer(
     """
     answer = {"answered_at": answered_at, "reply": reply, "lookups": lookups}
     if claim.row_id is None:
-        write(session, _INSERT_INBOUND, {**claim.fields, **answer})
+        row = {f"new_{name}": value for name, value in (claim.fields | answer).items()}
+        write(session, _RECORD_ANSWERED, row, must_change=True)
     else:
         write(session, _ANSWER_INBOUND, {"row_id": claim.row_id, **answer})
 

@@ -7,6 +7,7 @@ missing server fails the run.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from collections.abc import Iterator
@@ -158,6 +159,9 @@ def clock() -> Clock:
     return Clock()
 
 
+_PROVIDER_IDS = itertools.count(1)  # unique across Chats: two may talk on one database
+
+
 @dataclass
 class Chat:
     """Talk to the bot as someone, through the same entry point every channel uses; each message
@@ -166,17 +170,15 @@ class Chat:
     engine: Engine
     ctx: Context
     clock: Clock
-    counter: int = 0
 
     def say(
         self, address: str, text: str, *, provider_id: str | None = None, media: tuple[str, ...] = ()
     ) -> list[Reply]:
-        self.counter += 1
         inbound = Inbound(
             address=address,
             text=text,
             received_at=self.clock.now,
-            provider_id=f"chat-{self.counter}" if provider_id is None else provider_id or None,
+            provider_id=f"chat-{next(_PROVIDER_IDS)}" if provider_id is None else provider_id or None,
             media_urls=media,
         )
         replies, _ = answer(engine=self.engine, inbound=inbound, ctx=self.ctx, now=lambda: self.clock.now)

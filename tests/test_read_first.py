@@ -12,9 +12,11 @@ from sqlalchemy import Engine, event, func, insert, select
 
 from bot.demo import seed_demo
 from handlers.context import Context
-from handlers.router import answer
+from handlers.router import answer, receive
 from handlers.types import Inbound
+from storage import repo
 from storage.db import (
+    DeferredWrite,
     NeedsWriteTurn,
     apply_writes,
     deferred_writes,
@@ -199,3 +201,38 @@ def test_a_status_question_costs_two_reads_and_one_insert(demo: Chat) -> None:
     assert [s.split()[0] for s in quiet] == ["SELECT", "SELECT", "INSERT"]
     assert [s.split()[0] for s in statements] == ["SELECT", "SELECT", "SELECT", "INSERT"]
     assert statements[2].split("FROM")[1].split()[0] == "hold"
+
+
+def _worked_out_first(chat: Chat, text: str, provider_id: str) -> list[DeferredWrite]:
+    """A message's answer worked out read-first, its writes kept for later."""
+    inbound = Inbound(address=CUSTOMER, text=text, received_at=chat.clock.now, provider_id=provider_id)
+    with read_first_session(chat.engine) as session:
+        assert receive(session=session, inbound=inbound, ctx=chat.ctx, now=chat.clock.now) is not None
+        return deferred_writes(session)
+
+
+def test_a_late_record_neither_replaces_a_chosen_language_nor_moves_the_last_message_back(demo: Chat) -> None:
+    demo.text(CUSTOMER, "hello")
+    demo.clock.advance(minutes=5)
+    writes = _worked_out_first(demo, "Habari, mzigo TGHU7345017?", "SMslow")  # detected: Kiswahili
+    demo.clock.advance(minutes=1)
+    demo.text(CUSTOMER, "LANG EN")  # answered meanwhile, in the write turn
+    with write_connection(demo.engine) as connection:
+        apply_writes(connection, writes)
+    with write_session(demo.engine) as session:
+        contact = session.execute(select(Contact).where(Contact.address == CUSTOMER)).scalar_one()
+    assert (contact.language, contact.language_chosen) == ("en", True)
+    assert contact.last_inbound_at == demo.clock.now
+
+
+def test_a_record_worked_out_before_an_erasure_is_not_written_after_it(demo: Chat) -> None:
+    demo.text(CUSTOMER, "hello")
+    writes = _worked_out_first(demo, "TGHU7345017", "SMlate")
+    with write_session(demo.engine) as session:  # DELETE MY DATA confirmed meanwhile
+        contact = session.execute(select(Contact).where(Contact.address == CUSTOMER)).scalar_one()
+        repo.erase_contact_data(session=session, contact=contact, anonymous="erased:test")
+    with pytest.raises(NeedsWriteTurn), write_connection(demo.engine) as connection:
+        apply_writes(connection, writes)
+    with write_session(demo.engine) as session:
+        kept = session.execute(select(func.count()).where(InboundMessage.address == CUSTOMER)).scalar_one()
+    assert kept == 0
