@@ -101,9 +101,7 @@ def _answer_in_write_turn(
         answered = receive(session=session, inbound=inbound, ctx=ctx, now=moment)
         if answered is None:
             return None, None
-        replies = answered.replies
-        extra = then(session, replies, moment, answered.recorded_as) if then and replies else None
-    return replies, extra
+        return answered.replies, _then(then, session, answered, moment)
 
 
 def _answer_reading_first(
@@ -121,14 +119,24 @@ def _answer_reading_first(
         if answered is None:
             return None, None
         writes = deferred_writes(session)
-    replies, extra = answered.replies, None
     with write_connection(engine) as connection:  # Core: a Session costs more than these writes
         apply_writes(connection, writes)
-        if then and replies:
-            with Session(bind=connection, expire_on_commit=False) as session:  # joins, never commits
-                extra = then(session, replies, moment, answered.recorded_as)
-                session.flush()
-    return replies, extra
+        with Session(bind=connection, expire_on_commit=False) as session:  # joins, never commits
+            extra = _then(then, session, answered, moment)
+            session.flush()
+    return answered.replies, extra
+
+
+def _then(
+    then: Callable[[Session, list[Reply], datetime, str], T] | None,
+    session: Session,
+    answered: Answered,
+    moment: datetime,
+) -> T | None:
+    """The channel's callback, in the write transaction, when there are replies to hand it."""
+    if then is None or not answered.replies:
+        return None
+    return then(session, answered.replies, moment, answered.recorded_as)
 
 
 @dataclass(frozen=True)

@@ -180,17 +180,28 @@ def database_file(url: URL) -> str | None:
 _SQLITE_CONNECT_ARGS = {"check_same_thread": False, "timeout": 30}
 
 
-def _sqlite_recipe(engine: Engine) -> None:
+def _on_connect(engine: Engine, *pragmas: str) -> None:
+    """Every new connection of ``engine``: the driver's own transaction handling off (we emit
+    BEGIN), then ``pragmas``."""
+
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _connected(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint
+        for pragma in pragmas:
+            cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
+
+
+def _sqlite_recipe(engine: Engine) -> None:
+    _on_connect(
+        engine,
+        "journal_mode=WAL",
+        "busy_timeout=30000",
+        "foreign_keys=ON",
+        "synchronous=NORMAL",
+        "wal_autocheckpoint=0",  # see _checkpoint
+    )
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -211,13 +222,7 @@ def _query_only_engine(engine: Engine, *, echo: bool) -> Engine:
     ``read_first_session``; disposed with ``engine``."""
     reader = create_engine(engine.url, echo=echo, connect_args=_SQLITE_CONNECT_ARGS)
 
-    @event.listens_for(reader, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA query_only=ON")
-        cursor.close()
+    _on_connect(reader, "busy_timeout=30000", "query_only=ON")
 
     @event.listens_for(reader, "begin")
     def _on_begin(conn: Any) -> None:
