@@ -60,10 +60,13 @@ def cmd_refs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_init_db(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy.engine import make_url
+
     from bot.app import build_app
 
-    app = build_app(settings)
-    sys.stdout.write(f"database ready: {app.engine.url.render_as_string(hide_password=True)}\n")
+    build_app(settings)
+    url = make_url(settings.database_url).render_as_string(hide_password=True)
+    sys.stdout.write(f"database ready: {url}\n")
     return 0
 
 

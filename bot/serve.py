@@ -18,6 +18,7 @@ from bot.app import build_app
 from bot.config import Settings
 from bot.web import WebServer, check_web_settings, close_app, create_app, gunicorn_options
 from bot.worker import run_worker
+from storage.db import dispose
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class _BackgroundWorker:
 
 def run_serve(settings: Settings, *, host: str, port: int, threads: int) -> None:
     check_web_settings(settings)
-    build_app(settings).engine.dispose()  # migrations and admins once, before forking
+    dispose(build_app(settings).engine)  # migrations and admins once, before forking
     background = _BackgroundWorker(settings)
 
     def factory() -> Flask:

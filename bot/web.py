@@ -51,7 +51,7 @@ from bot.whatsapp_channel import STATUS_CALLBACK_PATH, WHATSAPP_TEXT_LIMIT, butt
 from handlers.router import answer
 from handlers.types import Inbound, Reply
 from storage import outbox, repo
-from storage.db import read_session
+from storage.db import dispose, read_session
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ def close_app(flask_app: Flask) -> None:
     if isinstance(web, _Web):
         if web.replier is not None:
             web.replier.close()
-        web.app.engine.dispose()
+        dispose(web.app.engine)
 
 
 def _error_response(exc: Exception) -> Response | tuple[Response, int]:
@@ -519,7 +519,7 @@ def run_web(settings: Settings, *, host: str, port: int, workers: int, threads: 
     if workers < 1 or threads < 1:
         raise SystemExit("cargobot web: --workers and --threads must be at least 1")
     check_web_settings(settings)
-    build_app(settings).engine.dispose()  # migrations and admins once, before forking
+    dispose(build_app(settings).engine)  # migrations and admins once, before forking
     log.info("serving webhooks on http://%s:%d with %d worker(s)", host, port, workers)
 
     def factory() -> Flask:  # runs in each worker, after the fork

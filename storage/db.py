@@ -1,9 +1,9 @@
 """Engines, sessions and schema upgrades for SQLite (embedded default) and PostgreSQL.
 
 SQLite follows SQLAlchemy's documented pysqlite recipe: the driver's own transaction handling is
-switched off and we emit ``BEGIN`` ourselves, so a transaction that reads then writes (outbox
-claims, dedup inserts) can take the write lock up front with ``BEGIN IMMEDIATE`` while plain reads
-stay deferred and never queue behind the other process.
+switched off and our dialect (``SQLiteDialect``) emits ``BEGIN`` itself, so a transaction that
+reads then writes (outbox claims, dedup inserts) can take the write lock up front with
+``BEGIN IMMEDIATE`` while plain reads stay deferred and never queue behind the other process.
 
 Writers to one SQLite file also queue at a ``WriteGate`` before ``BEGIN IMMEDIATE``: SQLite's own
 busy handler sleeps and polls (1, 2, 5, 10 … ms) while another connection writes, and under load
@@ -43,6 +43,8 @@ except ImportError:  # not POSIX: this process's threads still queue; other proc
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
@@ -156,7 +158,8 @@ _readers: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary(
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10, echo: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, echo=echo, connect_args=_SQLITE_CONNECT_ARGS)
+        parsed = parsed.set(drivername=_SQLITE_DRIVER)
+        engine = create_engine(parsed, echo=echo, connect_args=_SQLITE_CONNECT_ARGS)
         _sqlite_recipe(engine)
         _gates[engine] = WriteGate(database_file(parsed))
         if database_file(parsed) is not None:  # an in-memory database is one connection's own
@@ -203,40 +206,72 @@ def _sqlite_recipe(engine: Engine) -> None:
         "wal_autocheckpoint=0",  # see _checkpoint
     )
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        _begin(conn, "BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_immediate") else "BEGIN")
+
+_BEGIN_IMMEDIATE = "cargobot_begin_immediate"  # in a pooled connection's info, till its next BEGIN
+_SQLITE_DRIVER = "sqlite+cargobot"  # every SQLite URL is served by SQLiteDialect
 
 
-def _begin(conn: Connection, statement: str) -> None:
-    """``statement`` on the driver's connection: through SQLAlchemy's execute path it cost more
-    than the rest of a short transaction. Errors are raised as SQLAlchemy's, as from any statement."""
+class SQLiteDialect(SQLiteDialect_pysqlite):
+    """pysqlite with SQLAlchemy's documented SQLite transaction recipe built in: the driver's own
+    transaction handling is off (``_on_connect``) and the dialect emits ``BEGIN`` itself, or
+    ``BEGIN IMMEDIATE`` for a connection with the ``sqlite_immediate`` execution option.
+
+    The recipe's ``begin`` event listener would do the same, but any connection event makes
+    SQLAlchemy dispatch events around every statement of every connection, and on a short read
+    that cost more than SQLite took. Here BEGIN is the dialect's ``do_begin``, whose errors
+    SQLAlchemy wraps and checks for a lost connection like any statement's.
+    """
+
+    supports_statement_cache = True
+
+    def set_connection_execution_options(self, connection: Connection, opts: Any) -> None:
+        super().set_connection_execution_options(connection, opts)
+        if "sqlite_immediate" in opts:  # for the transaction this connection begins next
+            connection.connection.info[_BEGIN_IMMEDIATE] = bool(opts["sqlite_immediate"])
+
+    def do_begin(self, dbapi_connection: Any) -> None:
+        immediate = _take_begin_immediate(dbapi_connection)
+        dbapi_connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    def do_rollback(self, dbapi_connection: Any) -> None:
+        _take_begin_immediate(dbapi_connection)  # an option no transaction used
+        super().do_rollback(dbapi_connection)
+
+
+def _take_begin_immediate(dbapi_connection: Any) -> bool:
     try:
-        conn.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
-    except sqlite3.Error as exc:
-        raise OperationalError(statement, None, exc) from exc
+        info = dbapi_connection.info
+    except NotImplementedError:  # the ad-hoc connection SQLAlchemy first initialises a dialect on
+        return False
+    return bool(info.pop(_BEGIN_IMMEDIATE, False))
+
+
+registry.register("sqlite.cargobot", __name__, "SQLiteDialect")
 
 
 def _query_only_engine(engine: Engine, *, echo: bool) -> Engine:
     """Connections to ``engine``'s SQLite file that refuse to write (``PRAGMA query_only``), for
-    ``read_first_session``; disposed with ``engine``."""
+    ``read_first_session``; closed by ``dispose``."""
     reader = create_engine(engine.url, echo=echo, connect_args=_SQLITE_CONNECT_ARGS)
 
     _on_connect(reader, "busy_timeout=30000", "query_only=ON")
 
-    @event.listens_for(reader, "begin")
-    def _on_begin(conn: Any) -> None:
-        _begin(conn, "BEGIN")
-
-    @event.listens_for(reader, "handle_error")
+    @event.listens_for(reader, "handle_error")  # a dialect event: no cost on statements that succeed
     def _on_error(context: Any) -> None:
         if getattr(context.original_exception, "sqlite_errorcode", None) == sqlite3.SQLITE_READONLY:
             if context.connection is not None:  # seen even if a handler swallows what is raised next
                 context.connection.info[_NEEDS_WRITE_TURN] = True
             raise NeedsWriteTurn("a read-first session tried to write")
 
-    event.listen(engine, "engine_disposed", lambda _engine: reader.dispose())
     return reader
+
+
+def dispose(engine: Engine) -> None:
+    """``engine.dispose()``, and the read-only engine beside it (``read_first_session``)."""
+    engine.dispose()
+    reader = _readers.get(engine)
+    if reader is not None:
+        reader.dispose()
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -18,6 +18,7 @@ from storage import repo
 from storage.db import (
     DeferredWrite,
     NeedsWriteTurn,
+    _readers,
     apply_writes,
     deferred_writes,
     make_engine,
@@ -183,14 +184,17 @@ def test_a_status_question_costs_two_reads_and_one_insert(demo: Chat) -> None:
     def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
         statements.append(statement)
 
-    event.listen(Engine, "before_cursor_execute", seen)
+    engines = (demo.engine, _readers[demo.engine])  # not the Engine class: that would stay on
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", seen)
     try:
         demo.text(CUSTOMER, "CMAU1639120")  # no holds
         quiet = list(statements)
         statements.clear()
         demo.text(CUSTOMER, "TGHU7345017")  # on hold
     finally:
-        event.remove(Engine, "before_cursor_execute", seen)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", seen)
     assert [s.split()[0] for s in quiet] == ["SELECT", "SELECT", "INSERT"]
     assert [s.split()[0] for s in statements] == ["SELECT", "SELECT", "SELECT", "INSERT"]
     assert statements[2].split("FROM")[1].split()[0] == "hold"

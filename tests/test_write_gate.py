@@ -15,8 +15,11 @@ from sqlalchemy.exc import OperationalError
 from storage.db import (
     CHECKPOINT_EVERY,
     WriteGate,
+    _readers,
     database_file,
+    dispose,
     make_engine,
+    read_session,
     write_connection,
     write_session,
 )
@@ -172,7 +175,7 @@ def test_the_lock_file_sits_beside_the_database_file(url: str, expected: str | N
 
 
 def test_a_begin_refused_by_sqlite_raises_sqlalchemys_error(tmp_path: Path) -> None:
-    """BEGIN goes straight to the driver; its errors still arrive as SQLAlchemy's, like any other."""
+    """The dialect emits BEGIN; its errors still arrive as SQLAlchemy's, like any other."""
     path = tmp_path / "cargo.db"
     engine = make_engine(f"sqlite:///{path}")
     try:
@@ -188,3 +191,37 @@ def test_a_begin_refused_by_sqlite_raises_sqlalchemys_error(tmp_path: Path) -> N
             outsider.close()
     finally:
         engine.dispose()
+
+
+def _write_lock_is_free(path: Path) -> bool:
+    probe = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        probe.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        probe.close()
+
+
+def test_writes_begin_immediate_and_reads_begin_deferred(tmp_path: Path) -> None:
+    path = tmp_path / "cargo.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with write_session(engine):
+            assert not _write_lock_is_free(path)
+        with write_connection(engine):
+            assert not _write_lock_is_free(path)
+        with read_session(engine) as session:
+            session.execute(text("SELECT 1"))
+            assert session.in_transaction() and _write_lock_is_free(path)
+        with engine.connect() as connection:  # an option set but never begun on is not kept
+            connection.execution_options(sqlite_immediate=True)
+        with engine.connect() as connection, connection.begin():
+            assert _write_lock_is_free(path)
+        # No connection event on either engine: SQLAlchemy would dispatch events around every
+        # statement (see storage.db.SQLiteDialect).
+        assert not engine._has_events and not _readers[engine]._has_events
+    finally:
+        dispose(engine)
