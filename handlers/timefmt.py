@@ -9,6 +9,7 @@ locale.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
@@ -60,6 +61,14 @@ def _tz_label(local: datetime, lang: str, tz: ZoneInfo) -> str:
 def _day_and_time(local: datetime, lang: str, tz: ZoneInfo, now: datetime | None) -> str:
     """ "Sun 22 Nov, 10:15"; the year joins the day when it is not ``now``'s year (in ``tz``)."""
     with_year = now is not None and to_local(now, tz).year != local.year
+    return _formatted_day_and_time(local, lang, tz, with_year)
+
+
+@lru_cache(maxsize=4096)
+def _formatted_day_and_time(local: datetime, lang: str, tz: ZoneInfo, with_year: bool) -> str:
+    """Babel's formatting, kept: every status reply shows a few times, and the same shipments'
+    times come up again and again. ``tz`` is part of the key, as aware datetimes compare by
+    instant."""
     pattern = (_DAY_WITH_YEAR if with_year else _DAY)[lang] + ", HH:mm"
     return format_datetime(local, pattern, tzinfo=tz, locale=_LOCALES[lang])
 
