@@ -11,8 +11,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, case, delete, exists, func, insert, literal, or_, select, true, update
+from sqlalchemy import (
+    Row,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    inspect,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
@@ -80,6 +95,9 @@ _ANSWER_INBOUND = (
     .values(answered_at=bindparam("answered_at"), reply=bindparam("reply"), lookups=bindparam("lookups"))
 )
 _CONTACT_T = Contact.__table__  # type: ignore[attr-defined]
+_CONTACT_COLUMNS = tuple(_CONTACT_T.c)
+_CONTACT_KEYS = tuple(column.key for column in _CONTACT_COLUMNS)
+_CONTACT_MAPPER = inspect(Contact)
 # The last-message time only moves forward and a language the contact chose is never replaced:
 # a message answered read-first may write this after a later message's write turn.
 _TOUCH_CONTACT = (
@@ -161,8 +179,8 @@ _NEXT_WINDOW = (
 # an outer join or a subquery on one anchor row, so a new sender or an unseen message reads as NULLs.
 _ARRIVAL = (
     select(
-        Contact,
-        Staff.role,
+        *_CONTACT_COLUMNS,  # first, in this order: see _contact_from_row
+        Staff.__table__.c.role,  # type: ignore[attr-defined]
         _INBOUND_T.c.id.label("stored_id"),
         _INBOUND_T.c.answered_at,
         exists()
@@ -176,8 +194,8 @@ _ARRIVAL = (
         _NEXT_WINDOW.c.ends_at.label("window_ends_at"),
     )
     .select_from(select(literal(1).label("anchor")).subquery("anchor"))
-    .outerjoin(Contact, Contact.address == bindparam("address"))
-    .outerjoin(Staff, Staff.address == bindparam("address"))
+    .outerjoin(_CONTACT_T, _CONTACT_T.c.address == bindparam("address"))
+    .outerjoin(Staff.__table__, Staff.__table__.c.address == bindparam("address"))  # type: ignore[attr-defined]
     .outerjoin(_INBOUND_T, _INBOUND_T.c.provider_key == bindparam("key"))
     .outerjoin(_NEXT_WINDOW, true())
 )
@@ -224,12 +242,13 @@ class Arrival:
 
 def arrival(*, session: Session, address: str, provider_key: str | None, now: datetime) -> Arrival:
     params = {"address": address, "key": provider_key, "since": now - LOOKUP_WINDOW, "now": now}
-    row = session.execute(_ARRIVAL, params).one()
+    session.flush()  # what an ORM query would autoflush first
+    row = session.connection().execute(_ARRIVAL, params).one()
     window = None
     if row.window_starts_at is not None:
         window = WindowTimes(starts_at=row.window_starts_at, ends_at=row.window_ends_at)
     return Arrival(
-        contact=row.Contact,
+        contact=None if row.id is None else _contact_from_row(session, row[: len(_CONTACT_KEYS)]),
         role=row.role,
         stored_id=row.stored_id,
         answered=row.answered_at is not None,
@@ -237,6 +256,20 @@ def arrival(*, session: Session, address: str, provider_key: str | None, now: da
         lookups_last_hour=int(row.lookups),
         next_window=window,
     )
+
+
+def _contact_from_row(session: Session, values: Sequence[Any]) -> Contact:
+    """The contact whose columns are ``values``, in ``session`` as if an ORM query had loaded it
+    (the session's own instance when it holds one already). ``arrival`` runs as Core: loading
+    the contact through the ORM cost as much as the rest of the statement."""
+    held = session.identity_map.get(_CONTACT_MAPPER.identity_key_from_primary_key((values[0],)))
+    if held is not None:
+        return held  # type: ignore[no-any-return]
+    contact: Contact = _CONTACT_MAPPER.class_manager.new_instance()
+    contact.__dict__.update(zip(_CONTACT_KEYS, values, strict=True))  # as the ORM's loader fills it
+    make_transient_to_detached(contact)  # those values become its loaded state, its id its key
+    session.add(contact)
+    return contact
 
 
 def clean_display_name(name: str | None) -> str | None:
