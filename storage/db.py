@@ -42,7 +42,7 @@ except ImportError:  # not POSIX: this process's threads still queue; other proc
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL, make_url
@@ -325,6 +325,7 @@ class NeedsWriteTurn(Exception):
 
 _DEFERRED_WRITES = "cargobot_deferred_writes"
 _NEEDS_WRITE_TURN = "cargobot_needs_write_turn"  # in session.info and in a reader connection's info
+_WATCHED = "cargobot_watched"  # instances a read-first session holds outside itself (``attach``)
 
 
 @dataclass(frozen=True)
@@ -363,10 +364,26 @@ def read_first_session(engine: Engine) -> Iterator[Session]:
         connection = session.connection()
         connection.info.pop(_NEEDS_WRITE_TURN, None)
         session.info[_DEFERRED_WRITES] = []
+        watched: list[object] = []
+        session.info[_WATCHED] = watched
         yield session
         refused = connection.info.pop(_NEEDS_WRITE_TURN, False)
-        if refused or session.info.get(_NEEDS_WRITE_TURN) or session.new or session.dirty or session.deleted:
+        changed = session.new or session.dirty or session.deleted or any(inspect(i).modified for i in watched)
+        if refused or session.info.get(_NEEDS_WRITE_TURN) or changed:
             raise NeedsWriteTurn("the work changes more than it can defer")
+
+
+def attach(session: Session, instance: object) -> None:
+    """Put ``instance``, built as if loaded (``make_transient_to_detached``), in ``session``.
+
+    A ``read_first_session`` only watches it: it has nothing to flush, attaching cost more than
+    reading the row, and a change to the instance is a write it cannot make (``NeedsWriteTurn``).
+    """
+    watched = session.info.get(_WATCHED)
+    if watched is None:
+        session.add(instance)
+    else:
+        watched.append(instance)
 
 
 def write(session: Session, statement: Any, params: Any, *, must_change: bool = False) -> None:

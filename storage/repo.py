@@ -31,7 +31,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
-from storage.db import require_write_turn, write
+from storage.db import attach, require_write_turn, write
 from storage.models import (
     Contact,
     Hold,
@@ -268,7 +268,7 @@ def _contact_from_row(session: Session, values: Sequence[Any]) -> Contact:
     contact: Contact = _CONTACT_MAPPER.class_manager.new_instance()
     contact.__dict__.update(zip(_CONTACT_KEYS, values, strict=True))  # as the ORM's loader fills it
     make_transient_to_detached(contact)  # those values become its loaded state, its id its key
-    session.add(contact)
+    attach(session, contact)
     return contact
 
 

@@ -162,6 +162,31 @@ def test_unflushed_orm_changes_need_the_write_turn(demo: Chat) -> None:
         contact.display_name = "Changed"
 
 
+def test_a_change_to_the_contact_arrival_read_needs_the_write_turn(demo: Chat) -> None:
+    """The contact is built from the arrival row and watched, not attached: changing it is a write."""
+    demo.text(CUSTOMER, "hello")
+    with pytest.raises(NeedsWriteTurn), read_first_session(demo.engine) as session:
+        known = repo.arrival(session=session, address=CUSTOMER, provider_key=None, now=demo.clock.now)
+        assert known.contact is not None and known.contact not in session
+        known.contact.language = "sw"
+
+
+def test_what_a_customer_changes_about_themselves_is_kept(demo: Chat) -> None:
+    demo.text(CUSTOMER, "hello")
+    inbound = Inbound(
+        address=CUSTOMER,
+        text="LANG SW",
+        received_at=demo.clock.now,
+        provider_id="SMname",
+        display_name="Wanjiku",
+    )
+    answer(engine=demo.engine, inbound=inbound, ctx=demo.ctx, now=lambda: demo.clock.now)
+    with write_session(demo.engine) as session:
+        contact = repo.get_contact(session=session, address=CUSTOMER)
+    assert contact is not None
+    assert (contact.language, contact.language_chosen, contact.display_name) == ("sw", True, "Wanjiku")
+
+
 def test_deferred_writes_wait_for_the_write_turn(demo: Chat) -> None:
     statement = insert(STATE)
     with read_first_session(demo.engine) as session:
