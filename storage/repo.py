@@ -27,7 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
@@ -265,6 +265,8 @@ def _contact_from_row(session: Session, values: Sequence[Any]) -> Contact:
     held = session.identity_map.get(_CONTACT_MAPPER.identity_key_from_primary_key((values[0],)))
     if held is not None:
         return held  # type: ignore[no-any-return]
+    if not _CONTACT_MAPPER.configured:  # as an ORM query would: a process may not have made one yet
+        configure_mappers()
     contact: Contact = _CONTACT_MAPPER.class_manager.new_instance()
     contact.__dict__.update(zip(_CONTACT_KEYS, values, strict=True))  # as the ORM's loader fills it
     make_transient_to_detached(contact)  # those values become its loaded state, its id its key
