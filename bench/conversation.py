@@ -50,7 +50,7 @@ from handlers.references import AIRLINES, CONTAINER_OWNERS
 from handlers.router import receive
 from handlers.stages import HOLDS, STAGES
 from handlers.types import Inbound
-from storage.db import init_db, make_engine, write_session
+from storage.db import dispose, init_db, make_engine, write_session
 
 BUILD_VERSION = 3  # bump when the generated data changes shape: cached files are then rebuilt
 DEFAULT_CACHE = Path(__file__).resolve().parent / "results"
@@ -372,7 +372,7 @@ def build_database(path: Path, n: int, *, seed: int, senders: list[str]) -> floa
     url = f"sqlite:///{tmp}"
     engine = make_engine(url)
     init_db(engine)
-    engine.dispose()
+    dispose(engine)
     fast = create_engine(url)
     event.listen(fast, "connect", _fast_build_pragmas)
     tables = {name: bare_table(name) for name in SQLModel.metadata.tables}
@@ -408,7 +408,7 @@ def cached_database(
     init_db(engine)  # a schema migration added since the file was built (an index) is applied here
     with engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    engine.dispose()
+    dispose(engine)
     return path, seconds
 
 
@@ -577,7 +577,7 @@ class Target:
         return answer
 
     def close(self) -> None:
-        self.engine.dispose()
+        dispose(self.engine)
 
 
 def percentile(values: list[float], pct: float) -> float:

@@ -53,7 +53,7 @@ from bot.telegram_channel import TelegramChannel, opt_into_ptb_timedelta, quiet_
 from bot.worker import freeze_startup_heap  # noqa: E402
 from handlers.alerts import outbox_row
 from storage import repo  # noqa: E402
-from storage.db import init_db, make_engine, read_session, write_session  # noqa: E402
+from storage.db import dispose, init_db, make_engine, read_session, write_session  # noqa: E402
 from storage.models import Outbox  # noqa: E402
 from tests.fakes import FakeProcess  # noqa: E402
 
@@ -116,7 +116,7 @@ def seed_outbox(url: str, chats: list[int]) -> None:
     ]
     with write_session(engine) as session:
         added = repo.enqueue(session=session, rows=rows)
-    engine.dispose()
+    dispose(engine)
     assert added == len(chats), f"enqueued {added} of {len(chats)}"
 
 
@@ -156,7 +156,7 @@ async def run_ours(args: argparse.Namespace, chats: list[int], base_url: str, ur
         seconds = time.perf_counter() - started
     finally:
         await channel.shutdown()
-        engine.dispose()
+        dispose(engine)
     return {"seconds": seconds, "passes": passes, "unsettled": left}
 
 

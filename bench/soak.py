@@ -81,7 +81,7 @@ from sqlalchemy import Engine, func, select  # noqa: E402
 from stdnum import iso6346  # noqa: E402
 from twilio.request_validator import RequestValidator  # noqa: E402
 
-from storage.db import init_db, make_engine, read_session  # noqa: E402
+from storage.db import dispose, init_db, make_engine, read_session  # noqa: E402
 from storage.models import (  # noqa: E402
     Contact,
     InboundMessage,
@@ -545,7 +545,7 @@ def schema(admin_url: str) -> Iterator[str]:
     with postgres_schema(admin_url, "cargobot_soak") as url:
         engine = make_engine(url)
         init_db(engine)
-        engine.dispose()
+        dispose(engine)
         yield url
 
 

@@ -53,7 +53,7 @@ from bot.config import Settings
 from bot.demo import DEMO_SHIPMENTS, seed_demo
 from bot.web import WHATSAPP_PATH, WHATSAPP_STATUS_PATH
 from storage import repo
-from storage.db import write_session  # noqa: E402
+from storage.db import dispose, write_session  # noqa: E402
 from tests.e2e import postgres_schema  # noqa: E402
 
 ACCOUNT_SID = "AC" + "b" * 32
@@ -161,7 +161,7 @@ def seed(database_url: str, callbacks: int) -> None:
                 for i in range(callbacks)
             ],
         )
-    app.engine.dispose()
+    dispose(app.engine)
 
 
 def sign(url: str, params: dict[str, str]) -> Request:

@@ -158,6 +158,8 @@ _readers: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary(
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10, echo: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        if parsed.get_driver_name() not in ("pysqlite", "cargobot"):
+            raise ValueError(f"SQLite runs on Python's sqlite3 (sqlite:///…), not {parsed.drivername}")
         parsed = parsed.set(drivername=_SQLITE_DRIVER)
         engine = create_engine(parsed, echo=echo, connect_args=_SQLITE_CONNECT_ARGS)
         _sqlite_recipe(engine)
@@ -206,44 +208,48 @@ def _sqlite_recipe(engine: Engine) -> None:
         "wal_autocheckpoint=0",  # see _checkpoint
     )
 
+    @event.listens_for(engine, "checkin")  # a pool event: no cost per statement
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info.pop(_BEGIN_IMMEDIATE, None)  # SQLiteDialect: the option ends with the checkout
 
-_BEGIN_IMMEDIATE = "cargobot_begin_immediate"  # in a pooled connection's info, till its next BEGIN
+
+_BEGIN_IMMEDIATE = "cargobot_begin_immediate"  # in a pooled connection's info, for its checkout
 _SQLITE_DRIVER = "sqlite+cargobot"  # every SQLite URL is served by SQLiteDialect
 
 
 class SQLiteDialect(SQLiteDialect_pysqlite):
     """pysqlite with SQLAlchemy's documented SQLite transaction recipe built in: the driver's own
     transaction handling is off (``_on_connect``) and the dialect emits ``BEGIN`` itself, or
-    ``BEGIN IMMEDIATE`` for a connection with the ``sqlite_immediate`` execution option.
+    ``BEGIN IMMEDIATE`` on a connection given the ``sqlite_immediate`` execution option.
 
     The recipe's ``begin`` event listener would do the same, but any connection event makes
     SQLAlchemy dispatch events around every statement of every connection, and on a short read
     that cost more than SQLite took. Here BEGIN is the dialect's ``do_begin``, whose errors
     SQLAlchemy wraps and checks for a lost connection like any statement's.
+
+    ``do_begin`` sees only the pooled connection, so the option is kept in its ``info`` until it
+    goes back to the pool (``_sqlite_recipe``): every transaction of that checkout begins
+    IMMEDIATE, though not one after a reconnect. Set it on connections, not on engines.
     """
 
     supports_statement_cache = True
 
     def set_connection_execution_options(self, connection: Connection, opts: Any) -> None:
         super().set_connection_execution_options(connection, opts)
-        if "sqlite_immediate" in opts:  # for the transaction this connection begins next
+        if "sqlite_immediate" in opts:
             connection.connection.info[_BEGIN_IMMEDIATE] = bool(opts["sqlite_immediate"])
 
+    def set_engine_execution_options(self, engine: Engine, opts: Any) -> None:
+        if "sqlite_immediate" in opts:
+            raise ValueError("sqlite_immediate is a connection's option (write_connection, write_session)")
+        super().set_engine_execution_options(engine, opts)
+
     def do_begin(self, dbapi_connection: Any) -> None:
-        immediate = _take_begin_immediate(dbapi_connection)
+        try:
+            immediate = dbapi_connection.info.get(_BEGIN_IMMEDIATE, False)
+        except NotImplementedError:  # the ad-hoc connection SQLAlchemy first sets a dialect up on
+            immediate = False
         dbapi_connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    def do_rollback(self, dbapi_connection: Any) -> None:
-        _take_begin_immediate(dbapi_connection)  # an option no transaction used
-        super().do_rollback(dbapi_connection)
-
-
-def _take_begin_immediate(dbapi_connection: Any) -> bool:
-    try:
-        info = dbapi_connection.info
-    except NotImplementedError:  # the ad-hoc connection SQLAlchemy first initialises a dialect on
-        return False
-    return bool(info.pop(_BEGIN_IMMEDIATE, False))
 
 
 registry.register("sqlite.cargobot", __name__, "SQLiteDialect")
@@ -256,7 +262,7 @@ def _query_only_engine(engine: Engine, *, echo: bool) -> Engine:
 
     _on_connect(reader, "busy_timeout=30000", "query_only=ON")
 
-    @event.listens_for(reader, "handle_error")  # a dialect event: no cost on statements that succeed
+    @event.listens_for(reader, "handle_error")  # a dialect event: it runs only when a statement fails
     def _on_error(context: Any) -> None:
         if getattr(context.original_exception, "sqlite_errorcode", None) == sqlite3.SQLITE_READONLY:
             if context.connection is not None:  # seen even if a handler swallows what is raised next
@@ -378,6 +384,8 @@ def attach(session: Session, instance: object) -> None:
 
     A ``read_first_session`` only watches it: it has nothing to flush, attaching cost more than
     reading the row, and a change to the instance is a write it cannot make (``NeedsWriteTurn``).
+    There it is not in the session's identity map: an ORM query for the same row returns another
+    instance, and ``refresh`` or ``merge`` of it is refused (read-first work does neither).
     """
     watched = session.info.get(_WATCHED)
     if watched is None:

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, create_engine, text
 from handlers.context import Context
 from handlers.router import answer
 from handlers.types import Inbound, Reply
-from storage.db import init_db, make_engine, write_session
+from storage.db import dispose, init_db, make_engine, write_session
 from tests.e2e import postgres_schema
 
 PG_ADMIN_URL = os.environ.get(
@@ -68,7 +68,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
     engine = make_engine(f"sqlite:///{path}")
     init_db(engine)
-    engine.dispose()
+    dispose(engine)
     return path
 
 
@@ -80,7 +80,7 @@ def sqlite_file(tmp_path: Path, sqlite_template: Path) -> Iterator[tuple[str, En
     url = f"sqlite:///{path}"
     engine = make_engine(url)
     yield url, engine
-    engine.dispose()
+    dispose(engine)
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +90,7 @@ def postgres_schema_url() -> Iterator[str]:
     with postgres_schema(PG_ADMIN_URL) as url:
         engine = make_engine(url)
         init_db(engine)
-        engine.dispose()
+        dispose(engine)
         yield url
 
 
@@ -120,7 +120,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
     url = request.getfixturevalue("postgres_schema_url")
     engine = make_engine(url)
     _truncate_all(engine)
-    engine.dispose()
+    dispose(engine)
     return url
 
 
@@ -128,7 +128,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
 def engine(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url)
     yield engine
-    engine.dispose()
+    dispose(engine)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from storage.db import (
     _readers,
     apply_writes,
     deferred_writes,
+    dispose,
     make_engine,
     read_first_session,
     reads_first,
@@ -61,8 +62,8 @@ def test_only_sqlite_files_read_first(tmp_path: Path) -> None:
         assert reads_first(file_engine)
         assert not reads_first(memory_engine)  # a second connection would see another database
     finally:
-        file_engine.dispose()
-        memory_engine.dispose()
+        dispose(file_engine)
+        dispose(memory_engine)
 
 
 def test_a_status_question_is_worked_out_while_another_writer_holds_the_turn(demo: Chat) -> None:

@@ -30,7 +30,7 @@ from sqlalchemy import Engine, func, inspect, select
 
 from handlers.alerts import outbox_row
 from storage import repo
-from storage.db import make_engine, read_session, write_session
+from storage.db import dispose, make_engine, read_session, write_session
 from storage.models import Outbox
 from tests.conftest import PG_ADMIN_URL, require_postgres
 from tests.e2e import postgres_schema
@@ -319,7 +319,7 @@ def test_two_workers_on_one_postgres_database_send_each_alert_exactly_once(
 
             wait_for(done, 30, "every alert to be sent", *pair)
         finally:
-            engine.dispose()
+            dispose(engine)
         got = received(fake)
         assert fake.errors == []
 

@@ -98,7 +98,7 @@ def test_sqlite_engines_write_through_the_gate(tmp_path: Path) -> None:
         with write_session(engine) as session:
             assert session.execute(text("SELECT n FROM t")).scalar_one() == 1
     finally:
-        engine.dispose()
+        dispose(engine)
 
 
 PAD = 45_000  # 11 pages a row: CHECKPOINT_EVERY rows pass SQLite's automatic checkpoint (1000 pages)
@@ -119,7 +119,7 @@ def test_the_wal_is_checkpointed_every_so_many_writes_after_the_gate(tmp_path: P
             if writes in (CHECKPOINT_EVERY - 1, CHECKPOINT_EVERY, 2 * CHECKPOINT_EVERY - 1):
                 sizes.append(database.stat().st_size)
     finally:
-        engine.dispose()
+        dispose(engine)
     before, after, later = sizes
     assert after - before > (CHECKPOINT_EVERY - 2) * PAD  # the rows reached the database file at once
     assert later == after  # and no automatic checkpoint ran in between, past SQLite's 1000 pages
@@ -190,7 +190,7 @@ def test_a_begin_refused_by_sqlite_raises_sqlalchemys_error(tmp_path: Path) -> N
             outsider.rollback()
             outsider.close()
     finally:
-        engine.dispose()
+        dispose(engine)
 
 
 def _write_lock_is_free(path: Path) -> bool:
@@ -216,10 +216,19 @@ def test_writes_begin_immediate_and_reads_begin_deferred(tmp_path: Path) -> None
         with read_session(engine) as session:
             session.execute(text("SELECT 1"))
             assert session.in_transaction() and _write_lock_is_free(path)
-        with engine.connect() as connection:  # an option set but never begun on is not kept
+        with engine.connect() as connection:  # the option holds for every transaction of it
+            connection.execution_options(sqlite_immediate=True)
+            for _ in range(2):
+                with connection.begin():
+                    assert not _write_lock_is_free(path)
+        with engine.connect() as connection:  # and ends when the connection goes back to the pool
             connection.execution_options(sqlite_immediate=True)
         with engine.connect() as connection, connection.begin():
             assert _write_lock_is_free(path)
+        with pytest.raises(ValueError, match="connection's option"):
+            engine.execution_options(sqlite_immediate=True)
+        with pytest.raises(ValueError, match="sqlite3"):
+            make_engine(f"sqlite+aiosqlite:///{path}")
         # No connection event on either engine: SQLAlchemy would dispatch events around every
         # statement (see storage.db.SQLiteDialect).
         assert not engine._has_events and not _readers[engine]._has_events
