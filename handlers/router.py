@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 T = TypeVar("T")
+Then = Callable[[Session, list[Reply], datetime, str], T]
+"""A channel's callback in the write transaction: (session, replies, moment, address to record)."""
 
 
 def clean_text(text: str, limit: int) -> tuple[str, bool]:
@@ -56,7 +58,7 @@ def answer(
     inbound: Inbound,
     ctx: Context,
     now: Callable[[], datetime],
-    then: Callable[[Session, list[Reply], datetime, str], T] | None = None,
+    then: Then[T] | None = None,
 ) -> tuple[list[Reply] | None, T | None]:
     """Store and answer ``inbound``; replies None for a redelivery answered before. ``then`` runs
     in the write transaction, with the replies (to queue what the channel cannot send at once) and
@@ -94,7 +96,7 @@ def _answer_in_write_turn(
     inbound: Inbound,
     ctx: Context,
     now: Callable[[], datetime],
-    then: Callable[[Session, list[Reply], datetime, str], T] | None,
+    then: Then[T] | None,
 ) -> tuple[list[Reply] | None, T | None]:
     with write_session(engine) as session:
         moment = now()
@@ -110,7 +112,7 @@ def _answer_reading_first(
     inbound: Inbound,
     ctx: Context,
     now: Callable[[], datetime],
-    then: Callable[[Session, list[Reply], datetime, str], T] | None,
+    then: Then[T] | None,
 ) -> tuple[list[Reply] | None, T | None]:
     """``_answer_in_write_turn`` with the answer worked out in a ``read_first_session``."""
     with read_first_session(engine) as session:
@@ -128,7 +130,7 @@ def _answer_reading_first(
 
 
 def _then(
-    then: Callable[[Session, list[Reply], datetime, str], T] | None,
+    then: Then[T] | None,
     session: Session,
     answered: Answered,
     moment: datetime,

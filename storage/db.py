@@ -17,7 +17,7 @@ blocks no reader and no writer.
 
 Work that mostly reads can shorten its turn further: ``read_first_session`` runs it on a
 ``query_only`` connection outside the gate and keeps the few writes it makes (``write``) for a
-short ``write_session`` afterwards; anything else it tries to write sends it back to a
+short ``write_connection`` afterwards; anything else it tries to write sends it back to a
 ``write_session`` from the start (``NeedsWriteTurn``).
 """
 
@@ -186,8 +186,8 @@ _SQLITE_CONNECT_ARGS = {"check_same_thread": False, "timeout": 30}
 
 
 def _on_connect(engine: Engine, *pragmas: str) -> None:
-    """Every new connection of ``engine``: the driver's own transaction handling off (we emit
-    BEGIN), then ``pragmas``."""
+    """Every new connection of ``engine``: the driver's own transaction handling off
+    (``SQLiteDialect`` emits BEGIN), then ``pragmas``."""
 
     @event.listens_for(engine, "connect")
     def _connected(dbapi_connection: Any, _record: Any) -> None:
@@ -361,10 +361,11 @@ def read_first_session(engine: Engine) -> Iterator[Session]:
 
     Its transaction is never committed. ``NeedsWriteTurn`` is raised, on the write or on leaving,
     when the work tries any other write (SQLite refuses it: the connection is ``query_only``),
-    asked for the write turn, or leaves ORM changes unflushed, even if a handler swallowed the
-    exception: run the same work in a ``write_session`` instead. The deferred writes are decided
-    on what this session read, so they must hold when it is no longer current: unique keys, writes
-    that only move forward, and ``must_change`` guards cover the races.
+    asked for the write turn, or leaves ORM changes unflushed (``attach``'s instances included),
+    even if a handler swallowed the exception: run the same work in a ``write_session`` instead.
+    The deferred writes are decided on what this session read, so they must hold when it is no
+    longer current: unique keys, writes that only move forward, and ``must_change`` guards cover
+    the races.
     """
     with Session(_readers[engine], expire_on_commit=False) as session:
         connection = session.connection()

@@ -748,9 +748,6 @@ def has_note(*, session: Session, shipment_id: int, note: str) -> bool:
     return session.execute(stmt.limit(1)).first() is not None
 
 
-# --- lookups (rate limit) --------------------------------------------------------------------
-
-
 # --- maintenance windows ---------------------------------------------------------------------
 
 
