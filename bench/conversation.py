@@ -590,19 +590,25 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 @contextmanager
-def captured_sql(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
-    statements: list[tuple[str, Any]] = []
+def captured_sql(engine: Engine) -> Iterator[list[str]]:
+    """Every statement SQLite runs on ``engine``'s connections checked out meanwhile, with its
+    parameters filled in (SQLite's trace callback: it sees what ``storage.prepared`` runs on the
+    driver as well as what goes through SQLAlchemy)."""
+    statements: list[str] = []
 
-    def capture(
-        _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
-    ) -> None:
-        statements.append((statement, parameters))
+    def trace(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        dbapi_connection.set_trace_callback(statements.append)
 
-    event.listen(engine, "before_cursor_execute", capture)
+    def untrace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(None)
+
+    event.listen(engine, "checkout", trace)
+    event.listen(engine, "checkin", untrace)
     try:
         yield statements
     finally:
-        event.remove(engine, "before_cursor_execute", capture)
+        event.remove(engine, "checkout", trace)
+        event.remove(engine, "checkin", untrace)
 
 
 GROWING = (
@@ -627,19 +633,19 @@ class PlanReport:
 
 def explain(target: Target, questions: list[Question], *, show: bool) -> PlanReport:
     """EXPLAIN QUERY PLAN for every statement one question of each kind runs."""
-    seen: dict[str, Any] = {}
+    seen: list[str] = []
     for kind in dict.fromkeys(q.kind for q in questions):
         question = next(q for q in questions if q.kind == kind)
         with captured_sql(target.engine) as statements:
             target.ask(question, measure=False)
-        for statement, params in statements:
+        for statement in statements:
             head = statement.lstrip().split(None, 1)[0].upper()
             if head in ("SELECT", "UPDATE", "DELETE") and statement not in seen:
-                seen[statement] = params
+                seen.append(statement)
     report = PlanReport([], "")
     with target.engine.connect() as conn:
-        for statement, params in seen.items():
-            plan = [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)]
+        for statement in seen:
+            plan = [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}")]
             for line in plan:
                 words = [w for w in line.split() if w != "TABLE"]  # SQLite before 3.36: "SCAN TABLE x"
                 if words[:1] == ["SCAN"] and len(words) > 1 and words[1] in GROWING and "INDEX" not in line:

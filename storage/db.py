@@ -49,6 +49,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from storage.prepared import Prepared
+
 log = logging.getLogger(__name__)
 
 IMMEDIATE = {"sqlite_immediate": True}
@@ -399,7 +401,7 @@ def write(session: Session, statement: Any, params: Any, *, must_change: bool = 
     """Execute a Core write now, or keep it for the write turn in a ``read_first_session``."""
     deferred = session.info.get(_DEFERRED_WRITES)
     if deferred is None:
-        session.connection().execute(statement, params)
+        _execute_write(session.connection(), statement, params)
     else:
         deferred.append(DeferredWrite(statement, params, must_change))
 
@@ -418,9 +420,16 @@ def deferred_writes(session: Session) -> list[DeferredWrite]:
 def apply_writes(connection: Connection, writes: list[DeferredWrite]) -> None:
     """Run ``writes`` in the write turn; NeedsWriteTurn when a guarded one changed nothing."""
     for write in writes:
-        changed = connection.execute(write.statement, write.params).rowcount
+        changed = _execute_write(connection, write.statement, write.params)
         if write.must_change and not changed:
             raise NeedsWriteTurn("what the read-first answer relied on has changed")
+
+
+def _execute_write(connection: Connection, statement: Any, params: Any) -> int:
+    """Run a Core write or a ``Prepared`` one; the rows it changed."""
+    if isinstance(statement, Prepared):
+        return statement.rowcount(connection, params)
+    return int(connection.execute(statement, params).rowcount)
 
 
 @contextmanager

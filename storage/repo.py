@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    Row,
     bindparam,
     case,
     delete,
@@ -47,13 +46,14 @@ from storage.models import (
     Subscription,
     TimelineEvent,
 )
+from storage.prepared import Prepared
 
 # A container, master air waybill or master bill of lading may be linked to many shipments
 # (groupage); every other kind belongs to exactly one.
 SHARED_KINDS = frozenset({"container", "awb", "bl"})
 
 # The statements every customer message runs, built once: constructing a statement costs more
-# than SQLite takes to answer it.
+# than SQLite takes to answer it. The hottest are ``Prepared`` (compiled once, run on the driver).
 _CONTACT_BY_ADDRESS = select(Contact).where(Contact.address == bindparam("address"))
 _STAFF_ROLE = select(Staff.role).where(Staff.address == bindparam("address"))
 _SHIPMENTS_BY_REFERENCE = (
@@ -83,13 +83,17 @@ _INSERT_INBOUND = insert(_INBOUND_T)
 _ANSWERED_COLUMNS = ("provider_key", "address", "text", "received_at", "answered_at", "reply", "lookups")
 # An answered message's record, written only while its sender's address is still on record: a
 # message answered read-first must not bring back an address DELETE MY DATA erased meanwhile.
-_RECORD_ANSWERED = insert(_INBOUND_T).from_select(
-    list(_ANSWERED_COLUMNS),
-    select(*(bindparam(f"new_{name}", type_=_INBOUND_T.c[name].type) for name in _ANSWERED_COLUMNS)).where(
-        exists().where(Contact.__table__.c.address == bindparam("new_address"))  # type: ignore[attr-defined]
-    ),
+_RECORD_ANSWERED = Prepared(
+    insert(_INBOUND_T).from_select(
+        list(_ANSWERED_COLUMNS),
+        select(
+            *(bindparam(f"new_{name}", type_=_INBOUND_T.c[name].type) for name in _ANSWERED_COLUMNS)
+        ).where(
+            exists().where(Contact.__table__.c.address == bindparam("new_address"))  # type: ignore[attr-defined]
+        ),
+    )
 )
-_ANSWER_INBOUND = (
+_ANSWER_INBOUND = Prepared(
     update(_INBOUND_T)
     .where(_INBOUND_T.c.id == bindparam("row_id"))
     .values(answered_at=bindparam("answered_at"), reply=bindparam("reply"), lookups=bindparam("lookups"))
@@ -100,7 +104,7 @@ _CONTACT_KEYS = tuple(column.key for column in _CONTACT_COLUMNS)
 _CONTACT_MAPPER = inspect(Contact)
 # The last-message time only moves forward and a language the contact chose is never replaced:
 # a message answered read-first may write this after a later message's write turn.
-_TOUCH_CONTACT = (
+_TOUCH_CONTACT = Prepared(
     update(_CONTACT_T)
     .where(_CONTACT_T.c.id == bindparam("contact_id"))
     .values(
@@ -114,8 +118,8 @@ _TOUCH_CONTACT = (
         language=case((_CONTACT_T.c.language_chosen, _CONTACT_T.c.language), else_=bindparam("language")),
     )
 )
-# Read-only statements for the status answer, run as Core on the session's connection: they return
-# Rows (attribute access like the entities) without the ORM's per-statement and per-object cost.
+# Read-only statements for the status answer, run on the session's connection: they return named
+# tuples (attribute access like the entities) without the ORM's per-statement and per-object cost.
 _SHIPMENT_T = Shipment.__table__  # type: ignore[attr-defined]
 _HOLD_T = Hold.__table__  # type: ignore[attr-defined]
 _EVENT_T = TimelineEvent.__table__  # type: ignore[attr-defined]
@@ -140,14 +144,14 @@ _SUBSCRIBED_ASKER = (
 _ON_HOLD = (
     exists().where(_HOLD_T.c.shipment_id == _SHIPMENT_T.c.id, _HOLD_T.c.cleared_at.is_(None)).label("on_hold")
 )
-_SHIPMENT_ROWS_BY_REFERENCE = (
+_SHIPMENT_ROWS_BY_REFERENCE = Prepared(
     select(_SHIPMENT_T, _LINKED_TO_ASKER, _SUBSCRIBED_ASKER, _ON_HOLD)
     .join(ShipmentReference.__table__, ShipmentReference.__table__.c.shipment_id == _SHIPMENT_T.c.id)  # type: ignore[attr-defined]
     .join(Reference.__table__, Reference.__table__.c.id == ShipmentReference.__table__.c.reference_id)  # type: ignore[attr-defined]
     .where(Reference.__table__.c.value == bindparam("value"))  # type: ignore[attr-defined]
     .order_by(_SHIPMENT_T.c.id)
 )
-_ACTIVE_HOLD_ROWS = (
+_ACTIVE_HOLD_ROWS = Prepared(
     select(_HOLD_T)
     .where(_HOLD_T.c.shipment_id == bindparam("shipment_id"), _HOLD_T.c.cleared_at.is_(None))
     .order_by(_HOLD_T.c.raised_at, _HOLD_T.c.id)
@@ -156,13 +160,13 @@ _LINKED_IDS_READ = select(_LINK_T.c.shipment_id).where(
     _LINK_T.c.contact_id == bindparam("contact_id"),
     _LINK_T.c.shipment_id.in_(bindparam("ids", expanding=True)),
 )
-_RECENT_EVENT_NOTES = (
+_RECENT_EVENT_NOTES = Prepared(
     select(_EVENT_T.c.public, _EVENT_T.c.note)
     .where(_EVENT_T.c.shipment_id == bindparam("shipment_id"))
     .order_by(_EVENT_T.c.at.desc(), _EVENT_T.c.id.desc())
     .limit(bindparam("limit"))
 )
-_UPCOMING_WINDOW_ROWS = (
+_UPCOMING_WINDOW_ROWS = Prepared(
     select(_WINDOW_T)
     .where(_WINDOW_T.c.cancelled_at.is_(None), _WINDOW_T.c.ends_at > bindparam("now"))
     .order_by(_WINDOW_T.c.starts_at)
@@ -177,7 +181,7 @@ _NEXT_WINDOW = (
 )
 # What answering an inbound message starts from, in one statement (see ``Arrival``). Every part is
 # an outer join or a subquery on one anchor row, so a new sender or an unseen message reads as NULLs.
-_ARRIVAL = (
+_ARRIVAL = Prepared(
     select(
         *_CONTACT_COLUMNS,  # first, in this order: see _contact_from_row
         Staff.__table__.c.role,  # type: ignore[attr-defined]
@@ -199,11 +203,10 @@ _ARRIVAL = (
     .outerjoin(_INBOUND_T, _INBOUND_T.c.provider_key == bindparam("key"))
     .outerjoin(_NEXT_WINDOW, true())
 )
-_RELEASE_HELD = (
+_RELEASE_HELD = Prepared(
     update(Outbox)
     .where(Outbox.recipient == bindparam("to"), Outbox.status == "held")
     .values(status="pending", due_at=bindparam("due"), template=None, last_error=None)
-    .execution_options(synchronize_session=False)
 )
 
 
@@ -243,7 +246,7 @@ class Arrival:
 def arrival(*, session: Session, address: str, provider_key: str | None, now: datetime) -> Arrival:
     params = {"address": address, "key": provider_key, "since": now - LOOKUP_WINDOW, "now": now}
     session.flush()  # what an ORM query would autoflush first
-    row = session.connection().execute(_ARRIVAL, params).one()
+    (row,) = _ARRIVAL.rows(session.connection(), params)
     window = None
     if row.window_starts_at is not None:
         window = WindowTimes(starts_at=row.window_starts_at, ends_at=row.window_ends_at)
@@ -369,16 +372,17 @@ def shipments_for_reference(*, session: Session, value: str) -> list[Shipment]:
     return list(session.execute(_SHIPMENTS_BY_REFERENCE, {"value": value}).scalars().all())
 
 
-ShipmentRow = Row[Any]
-"""A shipment's columns as one asker sees it: ``linked``, ``subscribed``, ``on_hold`` besides."""
+ShipmentRow = Any
+"""A shipment's columns as one asker sees it, a named tuple (``storage.prepared``): ``linked``,
+``subscribed``, ``on_hold`` besides."""
 
 
 def shipment_rows_for_reference(*, session: Session, value: str, contact_id: int | None) -> list[ShipmentRow]:
-    """Read-only ``shipments_for_reference`` as ``contact_id`` sees them: Rows, not entities
+    """Read-only ``shipments_for_reference`` as ``contact_id`` sees them: named tuples, not entities
     (nothing may change them), each with ``linked`` and ``subscribed`` for that contact, and
     ``on_hold`` (``active_hold_rows`` has something to read)."""
     params = {"value": value, "contact_id": contact_id}
-    return list(session.connection().execute(_SHIPMENT_ROWS_BY_REFERENCE, params).all())
+    return _SHIPMENT_ROWS_BY_REFERENCE.rows(session.connection(), params)
 
 
 def references_of(*, session: Session, shipment_id: int) -> list[Reference]:
@@ -490,9 +494,9 @@ def active_holds(*, session: Session, shipment_id: int) -> list[Hold]:
     return list(session.execute(_ACTIVE_HOLDS, {"shipment_id": shipment_id}).scalars().all())
 
 
-def active_hold_rows(*, session: Session, shipment_id: int) -> list[Row[Any]]:
-    """Read-only ``active_holds``: Rows, not entities."""
-    return list(session.connection().execute(_ACTIVE_HOLD_ROWS, {"shipment_id": shipment_id}).all())
+def active_hold_rows(*, session: Session, shipment_id: int) -> list[Any]:
+    """Read-only ``active_holds``: named tuples, not entities."""
+    return _ACTIVE_HOLD_ROWS.rows(session.connection(), {"shipment_id": shipment_id})
 
 
 def add_hold(
@@ -711,7 +715,7 @@ def timeline(*, session: Session, shipment_id: int, limit: int = 50) -> list[Tim
 def recent_public_note(*, session: Session, shipment_id: int, limit: int = 20) -> str | None:
     """The newest public note among the shipment's latest ``limit`` timeline events (read-only)."""
     params = {"shipment_id": shipment_id, "limit": limit}
-    for public, note in session.connection().execute(_RECENT_EVENT_NOTES, params):
+    for public, note in _RECENT_EVENT_NOTES.rows(session.connection(), params):
         if public and note:
             return str(note)
     return None
@@ -773,9 +777,9 @@ def upcoming_windows(*, session: Session, now: datetime) -> list[MaintenanceWind
     return list(session.execute(_UPCOMING_WINDOWS, {"now": now}).scalars().all())
 
 
-def upcoming_window_rows(*, session: Session, now: datetime) -> list[Row[Any]]:
-    """Read-only ``upcoming_windows``: Rows, not entities."""
-    return list(session.connection().execute(_UPCOMING_WINDOW_ROWS, {"now": now}).all())
+def upcoming_window_rows(*, session: Session, now: datetime) -> list[Any]:
+    """Read-only ``upcoming_windows``: named tuples, not entities."""
+    return _UPCOMING_WINDOW_ROWS.rows(session.connection(), {"now": now})
 
 
 def get_window(*, session: Session, window_id: int) -> MaintenanceWindow | None:

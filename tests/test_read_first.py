@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, func, insert, select
@@ -207,12 +208,18 @@ def test_a_status_question_costs_two_reads_and_one_insert(demo: Chat) -> None:
     demo.text(CUSTOMER, "hello")
     statements: list[str] = []
 
-    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        statements.append(statement)
+    def trace(dbapi_connection: Any, *_args: object) -> None:  # SQLite's own record: prepared ones too
+        dbapi_connection.set_trace_callback(
+            lambda sql: statements.append(sql) if sql.split()[0] in ("SELECT", "INSERT", "UPDATE") else None
+        )
+
+    def untrace(dbapi_connection: Any, *_args: object) -> None:
+        dbapi_connection.set_trace_callback(None)
 
     engines = (demo.engine, _readers[demo.engine])  # not the Engine class: that would stay on
     for engine in engines:
-        event.listen(engine, "before_cursor_execute", seen)
+        event.listen(engine, "checkout", trace)
+        event.listen(engine, "checkin", untrace)
     try:
         demo.text(CUSTOMER, "CMAU1639120")  # no holds
         quiet = list(statements)
@@ -220,7 +227,8 @@ def test_a_status_question_costs_two_reads_and_one_insert(demo: Chat) -> None:
         demo.text(CUSTOMER, "TGHU7345017")  # on hold
     finally:
         for engine in engines:
-            event.remove(engine, "before_cursor_execute", seen)
+            event.remove(engine, "checkout", trace)
+            event.remove(engine, "checkin", untrace)
     assert [s.split()[0] for s in quiet] == ["SELECT", "SELECT", "INSERT"]
     assert [s.split()[0] for s in statements] == ["SELECT", "SELECT", "SELECT", "INSERT"]
     assert statements[2].split("FROM")[1].split()[0] == "hold"

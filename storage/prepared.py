@@ -1,0 +1,158 @@
+"""Core statements compiled once and run on the driver's cursor: the statements every inbound
+message runs.
+
+SQLAlchemy's ``Connection.execute`` computes the statement's cache key (a walk of the whole
+statement), builds an execution context and a cursor result for every execution; for the short
+indexed statements of a customer's question that cost three to four times what SQLite took to
+answer them, and more once the process's caches were cold. A ``Prepared`` statement is compiled
+by SQLAlchemy, once per dialect, and runs with SQLAlchemy's own type processors for each
+parameter and column, so it reads and writes exactly what ``Connection.execute`` would.
+
+What it leaves out: engine events around the statement (``before_cursor_execute``,
+``handle_error`` …), echo logging, and parameters that need the execution context (expanding
+``IN`` lists, Python-side column defaults). Statements that need those are refused when first
+compiled; a driver error is wrapped as SQLAlchemy wraps it (``IntegrityError``,
+``OperationalError`` …), and a lost connection is invalidated.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import namedtuple
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ClauseElement
+
+Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...]  # a positional dialect's parameters in order, or a named one's names
+    positional: bool
+    literals: Mapping[str, Any]  # values fixed in the statement ("held", LIMIT 1 …)
+    bind_processors: Mapping[str, Processor]
+    row: Callable[..., Any] | None  # None: the statement returns no rows
+    result_processors: tuple[Processor, ...]
+
+
+class Prepared:
+    """``statement``, ready to run on any connection without SQLAlchemy's per-execution work.
+
+    ``rows`` returns named tuples (attribute access and slicing, like ``Row``); ``rowcount`` runs
+    a write and says how many rows it changed.
+    """
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._compiled: weakref.WeakKeyDictionary[Dialect, _Compiled] = weakref.WeakKeyDictionary()
+
+    def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
+        compiled = self._for(connection.dialect)
+        cursor = self._run(connection, compiled, params)
+        try:
+            fetched = cursor.fetchall()
+        finally:
+            cursor.close()
+        processors = compiled.result_processors
+        make = compiled.row
+        assert make is not None, "rows() of a statement that returns none: use rowcount()"
+        if not any(processors):
+            return [make(*values) for values in fetched]
+        return [make(*_processed(processors, values)) for values in fetched]
+
+    def rowcount(self, connection: Connection, params: Mapping[str, Any]) -> int:
+        cursor = self._run(connection, self._for(connection.dialect), params)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def _run(self, connection: Connection, compiled: _Compiled, params: Mapping[str, Any]) -> Any:
+        values = dict(compiled.literals)
+        values.update(params)
+        processors = compiled.bind_processors
+        for name, process in processors.items():  # as SQLAlchemy does, None included
+            if name in values:
+                values[name] = process(values[name])
+        try:
+            bound: Any = (
+                tuple(values[name] for name in compiled.names)
+                if compiled.positional
+                else {name: values[name] for name in compiled.names}
+            )
+        except KeyError as missing:
+            raise KeyError(f"no value for the parameter {missing} of a prepared statement") from None
+        dbapi_connection = connection.connection.dbapi_connection
+        assert dbapi_connection is not None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(compiled.sql, bound)
+        except Exception as exc:
+            cursor.close()
+            dialect = connection.dialect
+            dbapi_error = dialect.loaded_dbapi.Error
+            if not isinstance(exc, dbapi_error):
+                raise
+            if dialect.is_disconnect(exc, dbapi_connection, cursor):
+                connection.invalidate(exc)
+            raise DBAPIError.instance(compiled.sql, bound, exc, dbapi_error, dialect=dialect) from exc
+        return cursor
+
+    def _for(self, dialect: Dialect) -> _Compiled:
+        compiled = self._compiled.get(dialect)
+        if compiled is None:
+            compiled = self._compiled[dialect] = _compile(self.statement, dialect)
+        return compiled
+
+
+def _processed(processors: tuple[Processor, ...], values: tuple[Any, ...]) -> list[Any]:
+    return [
+        value if process is None else process(value)
+        for process, value in zip(processors, values, strict=True)
+    ]
+
+
+def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
+    compiled: Any = statement.compile(dialect=dialect)
+    if compiled.insert_prefetch or compiled.update_prefetch:
+        raise ValueError("a prepared statement cannot fill Python-side column defaults")
+    binds = {name: bind for bind, name in compiled.bind_names.items()}
+    processors: dict[str, Processor] = {}
+    for bind, name in compiled.bind_names.items():  # a name used twice takes its typed use's processor
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors[name] = process
+    escaped = getattr(compiled, "escaped_bind_names", None) or {}
+    if escaped:
+        raise ValueError("a prepared statement's parameter names must need no escaping")
+    for bind in binds.values():
+        if bind.expanding:
+            raise ValueError("a prepared statement cannot expand IN lists")
+    if "POSTCOMPILE" in compiled.string:
+        raise ValueError("a prepared statement cannot render parameters at execution")
+    literals = {name: bind.effective_value for name, bind in binds.items() if not bind.required}
+    row = None
+    result_processors: tuple[Processor, ...] = ()
+    columns = getattr(statement, "selected_columns", None)
+    if columns is not None:
+        row = namedtuple("PreparedRow", [column.key for column in columns])  # type: ignore[misc]
+        result_processors = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        )
+    names = tuple(compiled.positiontup) if compiled.positional else tuple(binds)
+    return _Compiled(
+        sql=compiled.string,
+        names=names,
+        positional=bool(compiled.positional),
+        literals=literals,
+        bind_processors=processors,
+        row=row,
+        result_processors=result_processors,
+    )

@@ -1,0 +1,92 @@
+"""Prepared statements read and write exactly what SQLAlchemy's own execution would, on SQLite and
+PostgreSQL, and fail the same way."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, bindparam, case, exists, insert, literal, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from storage.db import write_connection
+from storage.models import Contact, RuntimeState
+from storage.prepared import Prepared
+
+CONTACT = Contact.__table__  # type: ignore[attr-defined]
+STATE = RuntimeState.__table__  # type: ignore[attr-defined]
+AT = datetime(2026, 12, 7, 9, 30, 15, 123456, tzinfo=UTC)
+
+# A typed use and an untyped use of one name, a literal in the statement, booleans and datetimes.
+TOUCH = update(CONTACT).values(
+    last_inbound_at=case(
+        (CONTACT.c.last_inbound_at < bindparam("at"), bindparam("at")), else_=CONTACT.c.last_inbound_at
+    ),
+    display_name=literal("seen"),
+)
+CONTACT_ROWS = select(
+    CONTACT,
+    exists().where(CONTACT.c.opted_out.is_(True)).label("anyone_opted_out"),
+    literal(7).label("seven"),
+).where(CONTACT.c.address == bindparam("address"))
+
+
+def _add_contact(engine: Engine, address: str, *, last: datetime) -> None:
+    with write_connection(engine) as connection:
+        connection.execute(insert(CONTACT), {"address": address, "created_at": AT, "last_inbound_at": last})
+
+
+def test_rows_are_what_sqlalchemy_returns(engine: Engine) -> None:
+    _add_contact(engine, "whatsapp:+254700000101", last=AT - timedelta(hours=2))
+    with engine.connect() as connection:
+        expected = connection.execute(CONTACT_ROWS, {"address": "whatsapp:+254700000101"}).all()
+        got = Prepared(CONTACT_ROWS).rows(connection, {"address": "whatsapp:+254700000101"})
+        assert Prepared(CONTACT_ROWS).rows(connection, {"address": "whatsapp:+254700000999"}) == []
+    assert [tuple(row) for row in got] == [tuple(row) for row in expected]
+    (row,) = got
+    assert row.last_inbound_at == AT - timedelta(hours=2) and row.last_inbound_at.tzinfo is not None
+    assert row.language_chosen is False and row.anyone_opted_out is False and row.seven == 7
+    assert row[:2] == (row.id, "whatsapp:+254700000101")
+
+
+def test_a_write_stores_what_sqlalchemy_stores_and_counts_its_rows(engine: Engine) -> None:
+    for address in ("whatsapp:+254700000102", "whatsapp:+254700000103"):
+        _add_contact(engine, address, last=AT - timedelta(days=1))
+    prepared = Prepared(TOUCH.where(CONTACT.c.address == bindparam("address")))
+    with write_connection(engine) as connection:
+        assert prepared.rowcount(connection, {"address": "whatsapp:+254700000102", "at": AT}) == 1
+        assert prepared.rowcount(connection, {"address": "whatsapp:+254700000999", "at": AT}) == 0
+        connection.execute(TOUCH.where(CONTACT.c.address == "whatsapp:+254700000103"), {"at": AT})
+    with engine.connect() as connection:
+        stored = connection.execute(
+            text("SELECT address, last_inbound_at, display_name FROM contact ORDER BY address")
+        ).all()
+    # The driver's own value, not re-read through the column type: the same text (SQLite) or
+    # timestamp (PostgreSQL) either way, the untyped use of "at" converted like the typed one.
+    assert stored[0][1:] == stored[1][1:]
+    assert stored[0][2] == "seen"
+
+
+def test_a_driver_error_is_wrapped_as_sqlalchemy_wraps_it(engine: Engine) -> None:
+    add = Prepared(insert(STATE).values(key=bindparam("key"), value="1", updated_at=bindparam("at")))
+    with write_connection(engine) as connection:
+        add.rowcount(connection, {"key": "offset", "at": AT})
+    with pytest.raises(IntegrityError), write_connection(engine) as connection:
+        add.rowcount(connection, {"key": "offset", "at": AT})
+    with engine.connect() as connection:
+        assert connection.execute(select(STATE.c.key)).scalars().all() == ["offset"]
+
+
+def test_a_missing_parameter_is_named(engine: Engine) -> None:
+    with engine.connect() as connection, pytest.raises(KeyError, match="address"):
+        Prepared(CONTACT_ROWS).rows(connection, {})
+
+
+def test_what_needs_the_execution_context_is_refused(engine: Engine) -> None:
+    expanding = select(CONTACT.c.id).where(CONTACT.c.id.in_(bindparam("ids", expanding=True)))
+    python_default = insert(CONTACT).values(address="whatsapp:+254700000104", created_at=AT)  # language
+    with engine.connect() as connection:
+        with pytest.raises(ValueError, match="IN lists"):
+            Prepared(expanding).rows(connection, {"ids": [1]})
+        with pytest.raises(ValueError, match="column defaults"):
+            Prepared(python_default).rowcount(connection, {})
