@@ -15,15 +15,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import Session
 
 from bot.delivery import Channel, Outgoing, RetryableSendError
 from handlers.types import Reply
 from storage import outbox
+from storage.prepared import OnConnection
 
 log = logging.getLogger(__name__)
 
-ClaimReplies = Callable[[Session, list[Reply], datetime, str], list[tuple[int, Reply]]]
+ClaimReplies = Callable[[OnConnection, list[Reply], datetime, str], list[tuple[int, Reply]]]
 
 
 def claim_replies(*, update_id: int, worker: str, lease: timedelta) -> ClaimReplies:
@@ -31,10 +31,10 @@ def claim_replies(*, update_id: int, worker: str, lease: timedelta) -> ClaimRepl
     for ``lease``, under the address ``answer`` gives it; it returns (row id, reply) to send."""
 
     def claim(
-        session: Session, replies: list[Reply], now: datetime, recipient: str
+        connection: OnConnection, replies: list[Reply], now: datetime, recipient: str
     ) -> list[tuple[int, Reply]]:
         return outbox.add_claimed_replies(
-            session,
+            connection,
             event_prefix=f"reply:telegram:{update_id}",
             address=recipient,
             replies=replies,

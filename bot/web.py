@@ -35,7 +35,6 @@ from flask import Flask, Response, abort, jsonify, request
 from gunicorn.app.base import BaseApplication
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.datastructures import MultiDict
@@ -52,6 +51,7 @@ from handlers.router import answer
 from handlers.types import Inbound, Reply
 from storage import outbox, repo
 from storage.db import dispose, read_session
+from storage.prepared import OnConnection
 
 log = logging.getLogger(__name__)
 
@@ -264,11 +264,11 @@ def _whatsapp_pieces(replies: list[Reply]) -> list[str]:
 
 
 def _queue_overflow(
-    session: Session, *, sid: str, address: str, pieces: list[str], now: datetime
+    connection: OnConnection, *, sid: str, address: str, pieces: list[str], now: datetime
 ) -> list[str]:
     """The pieces that fit in one TwiML answer; the rest go to the outbox for the worker."""
     outbox.add_replies(
-        session,
+        connection,
         event_prefix=f"reply:whatsapp:{sid}",
         address=address,
         texts=pieces[MAX_TWIML_MESSAGES:],
@@ -335,9 +335,11 @@ def _whatsapp_message(web: _Web) -> Response:
         media_urls=media,
     )
 
-    def twiml_pieces(session: Session, replies: list[Reply], now: datetime, recipient: str) -> list[str]:
+    def twiml_pieces(
+        connection: OnConnection, replies: list[Reply], now: datetime, recipient: str
+    ) -> list[str]:
         pieces = _whatsapp_pieces(replies)
-        return _queue_overflow(session, sid=sid, address=recipient, pieces=pieces, now=now)
+        return _queue_overflow(connection, sid=sid, address=recipient, pieces=pieces, now=now)
 
     _, pieces = answer(engine=web.app.engine, inbound=inbound, ctx=web.app.ctx, now=utcnow, then=twiml_pieces)
     return _twiml(pieces)

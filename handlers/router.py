@@ -28,20 +28,22 @@ from storage.db import (
     NeedsWriteTurn,
     apply_writes,
     deferred_writes,
+    driver_write,
     read_first_session,
     reads_first,
     require_write_turn,
-    write_connection,
     write_session,
 )
 from storage.models import Contact
+from storage.prepared import OnConnection
 
 log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 T = TypeVar("T")
-Then = Callable[[Session, list[Reply], datetime, str], T]
-"""A channel's callback in the write transaction: (session, replies, moment, address to record)."""
+Then = Callable[[OnConnection, list[Reply], datetime, str], T]
+"""A channel's callback in the write transaction: (connection, replies, moment, address to record);
+it writes with ``Prepared`` statements (``storage.outbox.add_replies``)."""
 
 
 def clean_text(text: str, limit: int) -> tuple[str, bool]:
@@ -103,7 +105,7 @@ def _answer_in_write_turn(
         answered = receive(session=session, inbound=inbound, ctx=ctx, now=moment)
         if answered is None:
             return None, None
-        return answered.replies, _then(then, session, answered, moment)
+        return answered.replies, _then(then, session.connection(), answered, moment)
 
 
 def _answer_reading_first(
@@ -121,24 +123,22 @@ def _answer_reading_first(
         if answered is None:
             return None, None
         writes = deferred_writes(session)
-    with write_connection(engine) as connection:  # Core: a Session costs more than these writes
+    with driver_write(engine) as connection:  # a Session, even a Connection, cost more than these writes
         apply_writes(connection, writes)
-        with Session(bind=connection, expire_on_commit=False) as session:  # joins, never commits
-            extra = _then(then, session, answered, moment)
-            session.flush()
+        extra = _then(then, connection, answered, moment)
     return answered.replies, extra
 
 
 def _then(
     then: Then[T] | None,
-    session: Session,
+    connection: OnConnection,
     answered: Answered,
     moment: datetime,
 ) -> T | None:
     """The channel's callback, in the write transaction, when there are replies to hand it."""
     if then is None or not answered.replies:
         return None
-    return then(session, answered.replies, moment, answered.recorded_as)
+    return then(connection, answered.replies, moment, answered.recorded_as)
 
 
 @dataclass(frozen=True)

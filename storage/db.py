@@ -17,7 +17,7 @@ blocks no reader and no writer.
 
 Work that mostly reads can shorten its turn further: ``read_first_session`` runs it on a
 ``query_only`` connection outside the gate and keeps the few writes it makes (``write``) for a
-short ``write_connection`` afterwards; anything else it tries to write sends it back to a
+short ``driver_write`` afterwards; anything else it tries to write sends it back to a
 ``write_session`` from the start (``NeedsWriteTurn``).
 """
 
@@ -49,7 +49,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from storage.prepared import Prepared
+from storage.prepared import DriverConnection, OnConnection, Prepared, driver_error
 
 log = logging.getLogger(__name__)
 
@@ -338,10 +338,10 @@ _WATCHED = "cargobot_watched"  # instances a read-first session holds outside it
 
 @dataclass(frozen=True)
 class DeferredWrite:
-    """A Core statement and its parameters, kept by ``write`` for the write turn; ``must_change``:
+    """A statement and its parameters, kept by ``write`` for the write turn; ``must_change``:
     changing no row there means what the session read has changed since (``NeedsWriteTurn``)."""
 
-    statement: Any
+    statement: Prepared
     params: Any
     must_change: bool = False
 
@@ -359,7 +359,7 @@ def reads_first(engine: Engine) -> bool:
 @contextmanager
 def read_first_session(engine: Engine) -> Iterator[Session]:
     """A read-only session on a SQLite file, outside the write gate: ``write`` keeps its writes
-    (``deferred_writes``) for a short ``write_connection`` afterwards (``apply_writes``).
+    (``deferred_writes``) for a short ``driver_write`` afterwards (``apply_writes``).
 
     Its transaction is never committed. ``NeedsWriteTurn`` is raised, on the write or on leaving,
     when the work tries any other write (SQLite refuses it: the connection is ``query_only``),
@@ -397,11 +397,11 @@ def attach(session: Session, instance: object) -> None:
         watched.append(instance)
 
 
-def write(session: Session, statement: Any, params: Any, *, must_change: bool = False) -> None:
-    """Execute a Core write now, or keep it for the write turn in a ``read_first_session``."""
+def write(session: Session, statement: Prepared, params: Any, *, must_change: bool = False) -> None:
+    """Execute a write now, or keep it for the write turn in a ``read_first_session``."""
     deferred = session.info.get(_DEFERRED_WRITES)
     if deferred is None:
-        _execute_write(session.connection(), statement, params)
+        statement.rowcount(session.connection(), params)
     else:
         deferred.append(DeferredWrite(statement, params, must_change))
 
@@ -417,19 +417,12 @@ def deferred_writes(session: Session) -> list[DeferredWrite]:
     return list(session.info.get(_DEFERRED_WRITES, ()))
 
 
-def apply_writes(connection: Connection, writes: list[DeferredWrite]) -> None:
+def apply_writes(connection: OnConnection, writes: list[DeferredWrite]) -> None:
     """Run ``writes`` in the write turn; NeedsWriteTurn when a guarded one changed nothing."""
     for write in writes:
-        changed = _execute_write(connection, write.statement, write.params)
+        changed = write.statement.rowcount(connection, write.params)
         if write.must_change and not changed:
             raise NeedsWriteTurn("what the read-first answer relied on has changed")
-
-
-def _execute_write(connection: Connection, statement: Any, params: Any) -> int:
-    """Run a Core write or a ``Prepared`` one; the rows it changed."""
-    if isinstance(statement, Prepared):
-        return statement.rowcount(connection, params)
-    return int(connection.execute(statement, params).rowcount)
 
 
 @contextmanager
@@ -442,6 +435,45 @@ def write_connection(engine: Engine, *, gate_timeout: float | None = None) -> It
         connection.begin(),
     ):
         yield connection
+
+
+@contextmanager
+def driver_write(engine: Engine) -> Iterator[DriverConnection]:
+    """``write_connection`` for ``Prepared`` statements alone: a transaction on the pooled driver
+    connection, begun (SQLite: ``BEGIN IMMEDIATE``), committed and rolled back by the dialect as
+    SQLAlchemy would, without its ``Connection``. For the few writes of a read-first answer
+    (``apply_writes``): the shorter the write turn, the sooner the next writer has it.
+    """
+    dialect = engine.dialect
+    with _write_turn(engine):
+        pooled = engine.raw_connection()
+        try:
+            if is_sqlite(engine):
+                pooled.info[_BEGIN_IMMEDIATE] = True  # SQLiteDialect.do_begin; cleared at checkin
+            connection = DriverConnection(dialect, pooled)
+            _on_driver(connection, dialect.do_begin, pooled, "BEGIN")
+            try:
+                yield connection
+            except BaseException:
+                try:
+                    dialect.do_rollback(pooled)
+                except Exception as exc:  # the connection is lost: what failed first is the news
+                    log.warning("rollback after a failed write failed too: %s", exc)
+                raise
+            _on_driver(connection, dialect.do_commit, pooled, "COMMIT")
+        finally:
+            pooled.close()
+
+
+def _on_driver(connection: DriverConnection, step: Any, pooled: Any, name: str) -> None:
+    """``driver_write``'s BEGIN or COMMIT, its driver error raised as SQLAlchemy raises it."""
+    try:
+        step(pooled)
+    except Exception as exc:
+        wrapped = driver_error(connection, exc, name, ())
+        if wrapped is exc:
+            raise
+        raise wrapped from exc
 
 
 @contextmanager

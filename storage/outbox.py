@@ -23,15 +23,16 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    insert,
     or_,
     select,
     update,
 )
-from sqlmodel import Session
 
 from handlers.types import Button, Reply
 from storage.db import read_session, write_connection, write_session
 from storage.models import Contact, DeliveryReport, Outbox
+from storage.prepared import OnConnection, Prepared
 
 DUE_STATUSES = ("pending", "retry")
 # Delivery reports only move forward.
@@ -248,7 +249,7 @@ def apply_kept_reports(*, engine: Engine, now: datetime, has_template: Callable[
 
 
 def add_claimed_replies(
-    session: Session,
+    connection: OnConnection,
     *,
     event_prefix: str,
     address: str,
@@ -264,9 +265,9 @@ def add_claimed_replies(
     process dies before settling a row, or its send is not confirmed, the dispatcher sends it,
     inline buttons included.
     """
-    replies = [reply for reply in replies if reply.text.strip()]
-    rows = [
-        Outbox(
+    claimed = []
+    for index, reply in enumerate(reply for reply in replies if reply.text.strip()):
+        row = Outbox(
             event_key=f"{event_prefix}:{index}",
             recipient=address,
             kind="reply",
@@ -279,11 +280,9 @@ def add_claimed_replies(
             lease_until=now + lease,
             created_at=now,
         )
-        for index, reply in enumerate(replies)
-    ]
-    session.add_all(rows)
-    session.flush()
-    return [(row.id, reply) for row, reply in zip(rows, replies, strict=True) if row.id is not None]
+        ((row_id,),) = _ADD_ROW.rows(connection, _columns_of(row))
+        claimed.append((row_id, reply))
+    return claimed
 
 
 def _buttons_json(buttons: Sequence[Button]) -> str | None:
@@ -300,7 +299,7 @@ def buttons_of(row: Outbox) -> tuple[Button, ...]:
 
 
 def add_replies(
-    session: Session,
+    connection: OnConnection,
     *,
     event_prefix: str,
     address: str,
@@ -310,8 +309,8 @@ def add_replies(
 ) -> None:
     """Replies for the dispatcher to send: WhatsApp pieces that did not fit in the webhook's answer,
     their buttons already written into the text (``button_hint``), so none are stored."""
-    session.add_all(
-        Outbox(
+    for index, text in enumerate(texts, start=first_index):
+        row = Outbox(
             event_key=f"{event_prefix}:{index}",
             recipient=address,
             kind="reply",
@@ -320,5 +319,16 @@ def add_replies(
             due_at=now,
             created_at=now,
         )
-        for index, text in enumerate(texts, start=first_index)
-    )
+        _ADD_ROW.rows(connection, _columns_of(row))
+
+
+# An outbox row written in an answer's write turn, which may run on the driver (``Prepared``):
+# every column given, as the model's defaults make it (``_columns_of``).
+_ROW_COLUMNS = tuple(column.key for column in _OUTBOX_T.c if not column.primary_key)
+_ADD_ROW = Prepared(
+    insert(_OUTBOX_T).values({key: bindparam(key) for key in _ROW_COLUMNS}).returning(_OUTBOX_T.c.id)
+)
+
+
+def _columns_of(row: Outbox) -> dict[str, object]:
+    return {key: getattr(row, key) for key in _ROW_COLUMNS}

@@ -26,9 +26,39 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
 
 Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True)
+class DriverConnection:
+    """A pooled connection in a transaction run without SQLAlchemy's ``Connection``
+    (``storage.db.driver_write``): only ``Prepared`` statements run on it."""
+
+    dialect: Dialect
+    connection: PoolProxiedConnection
+
+    def invalidate(self, exception: BaseException | None = None) -> None:
+        self.connection.invalidate(exception)
+
+
+OnConnection = Connection | DriverConnection
+"""What a ``Prepared`` statement runs on: SQLAlchemy's connection (a session's, a Core
+transaction's) or a ``DriverConnection``."""
+
+
+def driver_error(on: OnConnection, exc: Exception, statement: str, params: Any) -> Exception:
+    """``exc``, raised by the driver, as SQLAlchemy would raise it (``IntegrityError``,
+    ``OperationalError`` …); a lost connection is invalidated first. Anything else as it is."""
+    dialect = on.dialect
+    dbapi_error = dialect.loaded_dbapi.Error
+    if not isinstance(exc, dbapi_error):
+        return exc
+    if dialect.is_disconnect(exc, on.connection.dbapi_connection, None):
+        on.invalidate(exc)
+    return DBAPIError.instance(statement, params, exc, dbapi_error, dialect=dialect)
 
 
 @dataclass(frozen=True)
@@ -53,7 +83,7 @@ class Prepared:
         self.statement = statement
         self._compiled: weakref.WeakKeyDictionary[Dialect, _Compiled] = weakref.WeakKeyDictionary()
 
-    def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
+    def rows(self, connection: OnConnection, params: Mapping[str, Any]) -> list[Any]:
         compiled = self._for(connection.dialect)
         cursor = self._run(connection, compiled, params)
         try:
@@ -67,14 +97,14 @@ class Prepared:
             return [make(*values) for values in fetched]
         return [make(*_processed(processors, values)) for values in fetched]
 
-    def rowcount(self, connection: Connection, params: Mapping[str, Any]) -> int:
+    def rowcount(self, connection: OnConnection, params: Mapping[str, Any]) -> int:
         cursor = self._run(connection, self._for(connection.dialect), params)
         try:
             return int(cursor.rowcount)
         finally:
             cursor.close()
 
-    def _run(self, connection: Connection, compiled: _Compiled, params: Mapping[str, Any]) -> Any:
+    def _run(self, connection: OnConnection, compiled: _Compiled, params: Mapping[str, Any]) -> Any:
         values = dict(compiled.literals)
         values.update(params)
         processors = compiled.bind_processors
@@ -96,13 +126,10 @@ class Prepared:
             cursor.execute(compiled.sql, bound)
         except Exception as exc:
             cursor.close()
-            dialect = connection.dialect
-            dbapi_error = dialect.loaded_dbapi.Error
-            if not isinstance(exc, dbapi_error):
+            wrapped = driver_error(connection, exc, compiled.sql, bound)
+            if wrapped is exc:
                 raise
-            if dialect.is_disconnect(exc, dbapi_connection, cursor):
-                connection.invalidate(exc)
-            raise DBAPIError.instance(compiled.sql, bound, exc, dbapi_error, dialect=dialect) from exc
+            raise wrapped from exc
         return cursor
 
     def _for(self, dialect: Dialect) -> _Compiled:
@@ -140,8 +167,8 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
     literals = {name: bind.effective_value for name, bind in binds.items() if not bind.required}
     row = None
     result_processors: tuple[Processor, ...] = ()
-    columns = getattr(statement, "selected_columns", None)
-    if columns is not None:
+    columns = getattr(statement, "exported_columns", None)  # a SELECT's columns, or what DML RETURNs
+    if columns:
         row = namedtuple("PreparedRow", [column.key for column in columns])  # type: ignore[misc]
         result_processors = tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns

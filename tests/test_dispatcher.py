@@ -227,7 +227,7 @@ def test_buttons_go_inline_on_telegram_and_are_written_out_once_on_whatsapp(
     with write_session(engine) as session:
         for address in ("telegram:4242", "whatsapp:+254700000101"):
             outbox.add_claimed_replies(
-                session,
+                session.connection(),
                 event_prefix="reply:test",
                 address=address,
                 replies=[Reply("Not released yet.", buttons=(button,))],

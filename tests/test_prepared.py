@@ -3,13 +3,14 @@ PostgreSQL, and fail the same way."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, bindparam, case, exists, insert, literal, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from storage.db import write_connection
+from storage.db import driver_write, write_connection
 from storage.models import Contact, RuntimeState
 from storage.prepared import Prepared
 
@@ -90,3 +91,49 @@ def test_what_needs_the_execution_context_is_refused(engine: Engine) -> None:
             Prepared(expanding).rows(connection, {"ids": [1]})
         with pytest.raises(ValueError, match="column defaults"):
             Prepared(python_default).rowcount(connection, {})
+
+
+ADD_STATE = Prepared(insert(STATE).values(key=bindparam("key"), value="1", updated_at=bindparam("at")))
+STATE_KEYS = select(STATE.c.key).order_by(STATE.c.key)
+
+
+def test_a_driver_write_commits_what_it_ran(engine: Engine) -> None:
+    with driver_write(engine) as connection:
+        ADD_STATE.rowcount(connection, {"key": "a", "at": AT})
+        assert [row.key for row in Prepared(STATE_KEYS).rows(connection, {})] == ["a"]  # its own write
+    with driver_write(engine) as connection:
+        ADD_STATE.rowcount(connection, {"key": "b", "at": AT})
+    with engine.connect() as connection:
+        assert connection.execute(STATE_KEYS).scalars().all() == ["a", "b"]
+
+
+def test_a_driver_write_that_fails_leaves_nothing_and_raises_as_sqlalchemy_would(engine: Engine) -> None:
+    with driver_write(engine) as connection:
+        ADD_STATE.rowcount(connection, {"key": "a", "at": AT})
+    with pytest.raises(IntegrityError), driver_write(engine) as connection:
+        ADD_STATE.rowcount(connection, {"key": "b", "at": AT})
+        ADD_STATE.rowcount(connection, {"key": "a", "at": AT})  # the unique key: the whole write goes
+    with pytest.raises(RuntimeError), driver_write(engine) as connection:
+        ADD_STATE.rowcount(connection, {"key": "c", "at": AT})
+        raise RuntimeError("the caller failed")
+    with engine.connect() as connection:
+        assert connection.execute(STATE_KEYS).scalars().all() == ["a"]
+    with driver_write(engine) as connection:  # the pool's connections are fit for the next write
+        ADD_STATE.rowcount(connection, {"key": "d", "at": AT})
+    with engine.connect() as connection:
+        assert connection.execute(STATE_KEYS).scalars().all() == ["a", "d"]
+
+
+def test_a_driver_write_on_sqlite_holds_the_lock_from_its_start(
+    sqlite_file: tuple[str, Engine],
+) -> None:
+    _, engine = sqlite_file
+    other = sqlite3.connect(engine.url.database or "", timeout=0, isolation_level=None)
+    try:
+        with driver_write(engine):
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")  # released at commit
+        other.execute("ROLLBACK")
+    finally:
+        other.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, func, insert, select
+from sqlalchemy import Engine, bindparam, event, func, insert, select
 
 from bot.demo import seed_demo
 from handlers.context import Context
@@ -23,6 +23,7 @@ from storage.db import (
     apply_writes,
     deferred_writes,
     dispose,
+    driver_write,
     make_engine,
     read_first_session,
     reads_first,
@@ -31,6 +32,7 @@ from storage.db import (
     write_session,
 )
 from storage.models import Contact, Hold, InboundMessage, RuntimeState, Subscription
+from storage.prepared import Prepared
 from tests.conftest import ADMIN, CUSTOMER, Chat, Clock
 
 STATE = RuntimeState.__table__  # type: ignore[attr-defined]
@@ -190,13 +192,15 @@ def test_what_a_customer_changes_about_themselves_is_kept(demo: Chat) -> None:
 
 
 def test_deferred_writes_wait_for_the_write_turn(demo: Chat) -> None:
-    statement = insert(STATE)
+    statement = Prepared(
+        insert(STATE).values(key=bindparam("key"), value=bindparam("value"), updated_at=bindparam("at"))
+    )
     with read_first_session(demo.engine) as session:
-        write(session, statement, {"key": "a", "value": "1", "updated_at": demo.clock.now})
-        write(session, statement, {"key": "b", "value": "2", "updated_at": demo.clock.now})
+        write(session, statement, {"key": "a", "value": "1", "at": demo.clock.now})
+        write(session, statement, {"key": "b", "value": "2", "at": demo.clock.now})
         writes = deferred_writes(session)
     assert rows(demo.engine, RuntimeState) == 0
-    with write_connection(demo.engine) as connection:
+    with driver_write(demo.engine) as connection:
         apply_writes(connection, writes)
     assert rows(demo.engine, RuntimeState) == 2
 
