@@ -85,14 +85,15 @@ class Prepared:
 
     def rows(self, connection: OnConnection, params: Mapping[str, Any]) -> list[Any]:
         compiled = self._for(connection.dialect)
+        make = compiled.row
+        if make is None:
+            raise TypeError("the statement returns no rows: run it with rowcount()")
         cursor = self._run(connection, compiled, params)
         try:
             fetched = cursor.fetchall()
         finally:
             cursor.close()
         processors = compiled.result_processors
-        make = compiled.row
-        assert make is not None, "rows() of a statement that returns none: use rowcount()"
         if not any(processors):
             return [make(*values) for values in fetched]
         return [make(*_processed(processors, values)) for values in fetched]

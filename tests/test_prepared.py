@@ -78,9 +78,13 @@ def test_a_driver_error_is_wrapped_as_sqlalchemy_wraps_it(engine: Engine) -> Non
         assert connection.execute(select(STATE.c.key)).scalars().all() == ["offset"]
 
 
-def test_a_missing_parameter_is_named(engine: Engine) -> None:
+def test_a_missing_parameter_is_named_and_a_write_is_not_read(engine: Engine) -> None:
     with engine.connect() as connection, pytest.raises(KeyError, match="address"):
         Prepared(CONTACT_ROWS).rows(connection, {})
+    with driver_write(engine) as connection, pytest.raises(TypeError, match="rowcount"):
+        ADD_STATE.rows(connection, {"key": "never", "at": AT})
+    with engine.connect() as connection:
+        assert connection.execute(STATE_KEYS).scalars().all() == []
 
 
 def test_what_needs_the_execution_context_is_refused(engine: Engine) -> None:
