@@ -454,13 +454,13 @@ def driver_write(engine: Engine) -> Iterator[DriverConnection]:
             _on_driver(connection, dialect.do_begin, pooled, "BEGIN")
             try:
                 yield connection
+                _on_driver(connection, dialect.do_commit, pooled, "COMMIT")
             except BaseException:
                 try:
                     dialect.do_rollback(pooled)
                 except Exception as exc:  # the connection is lost: what failed first is the news
                     log.warning("rollback after a failed write failed too: %s", exc)
                 raise
-            _on_driver(connection, dialect.do_commit, pooled, "COMMIT")
         finally:
             pooled.close()
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
 
@@ -56,9 +56,12 @@ def driver_error(on: OnConnection, exc: Exception, statement: str, params: Any) 
     dbapi_error = dialect.loaded_dbapi.Error
     if not isinstance(exc, dbapi_error):
         return exc
-    if dialect.is_disconnect(exc, on.connection.dbapi_connection, None):
+    lost = dialect.is_disconnect(exc, on.connection.dbapi_connection, None)
+    if lost:
         on.invalidate(exc)
-    return DBAPIError.instance(statement, params, exc, dbapi_error, dialect=dialect)
+    return DBAPIError.instance(
+        statement, params, exc, dbapi_error, connection_invalidated=lost, dialect=dialect
+    )
 
 
 @dataclass(frozen=True)
@@ -88,56 +91,66 @@ class Prepared:
         make = compiled.row
         if make is None:
             raise TypeError("the statement returns no rows: run it with rowcount()")
-        cursor = self._run(connection, compiled, params)
-        try:
-            fetched = cursor.fetchall()
-        finally:
-            cursor.close()
+        fetched = self._execute(connection, compiled, params, lambda cursor: cursor.fetchall())
         processors = compiled.result_processors
         if not any(processors):
             return [make(*values) for values in fetched]
         return [make(*_processed(processors, values)) for values in fetched]
 
     def rowcount(self, connection: OnConnection, params: Mapping[str, Any]) -> int:
-        cursor = self._run(connection, self._for(connection.dialect), params)
-        try:
-            return int(cursor.rowcount)
-        finally:
-            cursor.close()
+        compiled = self._for(connection.dialect)
+        return int(self._execute(connection, compiled, params, lambda cursor: cursor.rowcount))
 
-    def _run(self, connection: OnConnection, compiled: _Compiled, params: Mapping[str, Any]) -> Any:
-        values = dict(compiled.literals)
-        values.update(params)
-        processors = compiled.bind_processors
-        for name, process in processors.items():  # as SQLAlchemy does, None included
-            if name in values:
-                values[name] = process(values[name])
-        try:
-            bound: Any = (
-                tuple(values[name] for name in compiled.names)
-                if compiled.positional
-                else {name: values[name] for name in compiled.names}
-            )
-        except KeyError as missing:
-            raise KeyError(f"no value for the parameter {missing} of a prepared statement") from None
+    def _execute(
+        self, connection: OnConnection, compiled: _Compiled, params: Mapping[str, Any], result: Any
+    ) -> Any:
+        """Run the statement and take ``result(cursor)`` from it, its errors raised as SQLAlchemy
+        raises them."""
+        if isinstance(connection, Connection) and not connection.in_transaction():
+            connection.begin()  # as SQLAlchemy autobegins: the write is the caller's to commit
+        bound = _bound(compiled, params)
         dbapi_connection = connection.connection.dbapi_connection
-        assert dbapi_connection is not None
+        if dbapi_connection is None:
+            raise TypeError("the connection is closed")
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(compiled.sql, bound)
+            return result(cursor)  # SQLite reads rows lazily: a row may fail here
         except Exception as exc:
-            cursor.close()
             wrapped = driver_error(connection, exc, compiled.sql, bound)
             if wrapped is exc:
                 raise
             raise wrapped from exc
-        return cursor
+        except BaseException:  # interrupted mid-statement: the driver's state is unknown
+            connection.invalidate()
+            raise
+        finally:
+            cursor.close()
 
     def _for(self, dialect: Dialect) -> _Compiled:
         compiled = self._compiled.get(dialect)
         if compiled is None:
             compiled = self._compiled[dialect] = _compile(self.statement, dialect)
         return compiled
+
+
+def _bound(compiled: _Compiled, params: Mapping[str, Any]) -> Any:
+    """The driver's parameters: the statement's literals and ``params``, converted by the column
+    types as SQLAlchemy converts them (None included), in the dialect's paramstyle."""
+    values = dict(compiled.literals)
+    values.update(params)
+    for name, process in compiled.bind_processors.items():
+        if name in values:
+            try:
+                values[name] = process(values[name])
+            except Exception as exc:
+                raise StatementError(f"cannot convert {name!r}", compiled.sql, params, exc) from exc
+    try:
+        if compiled.positional:
+            return tuple(values[name] for name in compiled.names)
+        return {name: values[name] for name in compiled.names}
+    except KeyError as missing:
+        raise KeyError(f"no value for the parameter {missing} of a prepared statement") from None
 
 
 def _processed(processors: tuple[Processor, ...], values: tuple[Any, ...]) -> list[Any]:
@@ -163,6 +176,8 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
     for bind in binds.values():
         if bind.expanding:
             raise ValueError("a prepared statement cannot expand IN lists")
+        if bind.callable is not None:
+            raise ValueError("a prepared statement's values are fixed when it is compiled: no callables")
     if "POSTCOMPILE" in compiled.string:
         raise ValueError("a prepared statement cannot render parameters at execution")
     literals = {name: bind.effective_value for name, bind in binds.items() if not bind.required}

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, bindparam, case, exists, insert, literal, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, StatementError
 
 from storage.db import driver_write, write_connection
 from storage.models import Contact, RuntimeState
@@ -141,3 +141,17 @@ def test_a_driver_write_on_sqlite_holds_the_lock_from_its_start(
         other.execute("ROLLBACK")
     finally:
         other.close()
+
+
+def test_on_a_fresh_connection_a_write_waits_for_its_commit(engine: Engine) -> None:
+    with engine.connect() as connection:
+        ADD_STATE.rowcount(connection, {"key": "kept", "at": AT})
+        connection.commit()
+        ADD_STATE.rowcount(connection, {"key": "dropped", "at": AT})  # never committed
+    with engine.connect() as connection:
+        assert connection.execute(STATE_KEYS).scalars().all() == ["kept"]
+
+
+def test_a_value_the_column_type_cannot_convert_raises_a_statement_error(engine: Engine) -> None:
+    with driver_write(engine) as connection, pytest.raises(StatementError, match="at"):
+        ADD_STATE.rowcount(connection, {"key": "k", "at": "not a datetime"})
