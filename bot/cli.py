@@ -253,6 +253,11 @@ def cmd_setup_telegram(args: argparse.Namespace, settings: Settings) -> int:
 
     if not settings.telegram_enabled:
         raise SystemExit("cargobot setup-telegram: TELEGRAM_BOT_TOKEN is not set")
+    if not args.remove and not settings.telegram_webhook_mode:  # refused before anything changes
+        raise SystemExit(
+            "cargobot setup-telegram: set PUBLIC_BASE_URL and TELEGRAM_WEBHOOK_SECRET for webhook "
+            "mode (or use --remove to long-poll)"
+        )
 
     async def run() -> str:
         async with TelegramChannel(settings) as channel:
@@ -260,11 +265,6 @@ def cmd_setup_telegram(args: argparse.Namespace, settings: Settings) -> int:
             if args.remove:
                 await channel.delete_webhook()
                 return "webhook removed: the worker will long-poll"
-            if not settings.telegram_webhook_mode:
-                raise SystemExit(
-                    "cargobot setup-telegram: set PUBLIC_BASE_URL and TELEGRAM_WEBHOOK_SECRET for webhook "
-                    "mode (or use --remove to long-poll)"
-                )
             url = settings.public_base_url.rstrip("/") + "/webhooks/telegram"
             await channel.set_webhook(
                 url, settings.telegram_webhook_secret.get_secret_value(), ALLOWED_UPDATES

@@ -60,7 +60,7 @@ class _BackgroundWorker:
 
 
 def run_serve(settings: Settings, *, host: str, port: int, threads: int) -> None:
-    check_web_settings(settings)
+    check_web_settings(settings, log_off=False)  # the worker logs each channel that is off
     dispose(build_app(settings).engine)  # migrations and admins once, before forking
     background = _BackgroundWorker(settings)
 

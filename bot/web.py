@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import io
 import logging
 import os
 import re
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from flask import Flask, Response, abort, jsonify, request
+from flask import Flask, Response, abort, current_app, jsonify, request
 from gunicorn.app.base import BaseApplication
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -100,23 +101,30 @@ def web_channels(settings: Settings) -> WebChannels:
     secret = bool(settings.telegram_webhook_secret.get_secret_value())
     if secret and not token:
         raise ValueError("TELEGRAM_WEBHOOK_SECRET is set but TELEGRAM_BOT_TOKEN is not")
-    return WebChannels(whatsapp=whatsapp, telegram=token and secret)
+    # Webhook mode is both settings, as the worker decides it: otherwise the worker long-polls.
+    return WebChannels(whatsapp=whatsapp, telegram=token and settings.telegram_webhook_mode)
 
 
-def check_web_settings(settings: Settings) -> WebChannels:
-    """``web_channels`` for the command: one log line per webhook that is off, SystemExit on error."""
+def check_web_settings(settings: Settings, *, log_off: bool = True) -> WebChannels:
+    """``web_channels`` for the command: SystemExit on error, and one log line per webhook that is
+    off (``log_off=False`` under ``serve``, whose worker logs each channel that is off)."""
     try:
         channels = web_channels(settings)
     except ValueError as exc:
         raise SystemExit(f"cargobot web: {exc}") from None
-    if not channels.whatsapp:
-        log.info("WhatsApp webhooks are off: TWILIO_ACCOUNT_SID is not set")
-    if not channels.telegram:
-        if settings.telegram_bot_token.get_secret_value():
-            log.info("Telegram webhook is off: TELEGRAM_WEBHOOK_SECRET is not set (the worker long-polls)")
-        else:
-            log.info("Telegram is off: TELEGRAM_BOT_TOKEN is not set")
+    if log_off:
+        if not channels.whatsapp:
+            log.info("WhatsApp webhooks are off: TWILIO_ACCOUNT_SID is not set")
+        if not channels.telegram:
+            log.info(_telegram_off(settings))
     return channels
+
+
+def _telegram_off(settings: Settings) -> str:
+    if not settings.telegram_bot_token.get_secret_value():
+        return "Telegram is off: TELEGRAM_BOT_TOKEN is not set"
+    missing = "TELEGRAM_WEBHOOK_SECRET" if settings.public_base_url else "PUBLIC_BASE_URL"
+    return f"Telegram webhook is off: {missing} is not set (the worker long-polls)"
 
 
 # --- the async Telegram client, driven from synchronous Flask --------------------------------
@@ -219,6 +227,7 @@ def create_app(
     flask_app.extensions["cargobot"] = web
 
     flask_app.register_error_handler(Exception, _error_response)
+    flask_app.before_request(_bounded_unsized_body)
     flask_app.add_url_rule(WHATSAPP_PATH, "whatsapp", lambda: _whatsapp_message(web), methods=["POST"])
     flask_app.add_url_rule(
         WHATSAPP_STATUS_PATH, "whatsapp_status", lambda: _whatsapp_status(web), methods=["POST"]
@@ -235,6 +244,20 @@ def close_app(flask_app: Flask) -> None:
         if web.replier is not None:
             web.replier.close()
         dispose(web.app.engine)
+
+
+def _bounded_unsized_body() -> None:
+    """A body sent without Content-Length (chunked) is read here, up to ``MAX_CONTENT_LENGTH``:
+    413 past it. Werkzeug stops reading such a body at the limit without a word, and a cut form or
+    JSON document would then be judged as if it had been sent so."""
+    environ = request.environ
+    if request.content_length is not None or not environ.get("wsgi.input_terminated"):
+        return
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    body = environ["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        abort(413)
+    environ["wsgi.input"] = io.BytesIO(body)  # before Flask's request stream is made from it
 
 
 def _error_response(exc: Exception) -> Response | tuple[Response, int]:

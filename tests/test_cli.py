@@ -136,6 +136,18 @@ def test_setup_telegram_sets_webhook_and_menu() -> None:
         assert fake.calls_to("deleteWebhook")
 
 
+def test_setup_telegram_without_webhook_settings_changes_nothing() -> None:
+    token = "111:SETUP-token"
+    with FakeTelegram(token=token) as fake:
+        env = {"TELEGRAM_BOT_TOKEN": token, "TELEGRAM_API_BASE_URL": fake.base_url, "PUBLIC_BASE_URL": ""}
+        refused = cargobot("setup-telegram", env=env, check=False)
+        assert refused.returncode != 0
+        assert b"PUBLIC_BASE_URL and TELEGRAM_WEBHOOK_SECRET" in refused.stderr
+        assert fake.calls_to("setMyCommands") == [] and fake.calls_to("setWebhook") == []
+        cargobot("setup-telegram", "--remove", env=env)  # polling mode: the menu, no webhook
+        assert fake.calls_to("setMyCommands") and fake.calls_to("deleteWebhook")
+
+
 def test_secrets_never_reach_stderr(db_env: dict[str, str]) -> None:
     token = "999:VERY-SECRET-token-value"
     with FakeTelegram(token=token) as fake:

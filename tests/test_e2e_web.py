@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -121,6 +122,12 @@ def telegram_post(http: httpx.Client, web: WebProcess, update: Any, secret: str 
     )
 
 
+def chunks(body: bytes, size: int = 4096) -> Iterator[bytes]:
+    """``body`` as an iterator, which httpx sends chunked, without a Content-Length."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
 def db_rows(web: WebProcess, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     with sqlite3.connect(web.cwd / "cargobot.db") as conn:
         return conn.execute(sql, args).fetchall()
@@ -160,14 +167,26 @@ def test_whatsapp_refusals(web: WebProcess, http: httpx.Client) -> None:
     other_token = signed_post(http, web, "/webhooks/whatsapp", params, token="someone-elses-token")
     as_json = http.post(web.url + "/webhooks/whatsapp", json=params)
     oversized = http.post(web.url + "/webhooks/whatsapp", data={"Body": "x" * 20_000})
+    big = params | {"Body": "x" * 20_000}
+    chunked = http.post(  # no Content-Length: read up to the limit, then refused
+        web.url + "/webhooks/whatsapp",
+        content=chunks(urlencode(big).encode()),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": RequestValidator(AUTH_TOKEN).compute_signature(
+                web.url + "/webhooks/whatsapp", big
+            ),
+        },
+    )
     malformed = signed_post(http, web, "/webhooks/whatsapp", whatsapp("HELP", "SM" + "4" * 32, NumMedia="x"))
     assert [
         forged.status_code,
         other_token.status_code,
         as_json.status_code,
         oversized.status_code,
+        chunked.status_code,
         malformed.status_code,
-    ] == [403, 403, 415, 413, 400]
+    ] == [403, 403, 415, 413, 413, 400]
     assert db_rows(
         web,
         "SELECT count(*) FROM inboundmessage WHERE provider_key IN (?, ?)",
@@ -263,10 +282,15 @@ def test_telegram_refusals(
         http.post(url, content=b"{oops", headers=header | {"Content-Type": "application/json"}).status_code,
         http.post(url, data={"update_id": "5004"}, headers=header).status_code,
         telegram_post(http, web, telegram_message_update(5005, 3134, "x" * 20_000)).status_code,
+        http.post(
+            url,
+            content=chunks(json.dumps(telegram_message_update(5006, 3134, "x" * 20_000)).encode()),
+            headers=header | {"Content-Type": "application/json"},
+        ).status_code,
         http.get(url).status_code,
         http.post(web.url + "/webhooks/unknown", json=update).status_code,
     ]
-    assert codes == [403, 403, 400, 415, 413, 405, 404]
+    assert codes == [403, 403, 400, 415, 413, 413, 405, 404]
     assert telegram.sent[before:] == []
     assert db_rows(
         web,

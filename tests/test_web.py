@@ -28,7 +28,7 @@ from bot.demo import seed_demo
 from bot.dispatcher import Dispatcher
 from bot.telegram_channel import TelegramChannel
 from bot.telegram_inbound import MalformedUpdate, parse_update, to_inbound
-from bot.web import check_web_settings, close_app, create_app, web_channels
+from bot.web import WebChannels, check_web_settings, close_app, create_app, web_channels
 from handlers.context import Context
 from storage import outbox, repo
 from storage.db import make_engine, read_session, write_session
@@ -699,6 +699,33 @@ def test_each_channel_that_is_off_is_logged_once_without_secrets(caplog: pytest.
     assert any("TWILIO_ACCOUNT_SID" in line for line in lines)
     assert any("TELEGRAM_WEBHOOK_SECRET" in line for line in lines)
     assert not any(BOT_TOKEN in line or AUTH_TOKEN in line for line in lines)
+
+
+def test_telegram_webhook_needs_the_public_url_as_the_worker_does(
+    engine: Engine, ctx: Context, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(twilio_account_sid="", public_base_url="")
+    assert not settings.telegram_webhook_mode  # so the worker long-polls
+    with caplog.at_level(logging.INFO, logger="bot.web"):
+        assert check_web_settings(settings) == WebChannels(whatsapp=False, telegram=False)
+    assert any("PUBLIC_BASE_URL is not set (the worker long-polls)" in r.getMessage() for r in caplog.records)
+    flask_app = create_app(App(settings=settings, engine=engine, ctx=ctx))
+    try:
+        response = flask_app.test_client().post(
+            "/webhooks/telegram", json={"update_id": 1}, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        )
+        assert response.status_code == 404
+    finally:
+        close_app(flask_app)
+
+
+def test_serve_leaves_the_off_channels_to_its_worker_to_log(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="bot.web"):
+        check_web_settings(
+            make_settings(twilio_account_sid="", telegram_bot_token="", telegram_webhook_secret=""),
+            log_off=False,
+        )
+    assert caplog.records == []
 
 
 def test_webhook_log_lines_never_carry_a_secret(
