@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 
 class RedactingFilter(logging.Filter):
-    """Replaces any configured secret (bot token, auth token, webhook secret) in a log record."""
+    """Replaces any configured secret (bot token, auth token, webhook secret) in a log record: its
+    message, its traceback (an exception's text may quote a URL with the bot token) and its stack."""
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
@@ -17,11 +18,22 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, "[redacted]")
-            record.msg, record.args = message, None
+            record.msg, record.args = self._redact(record.getMessage()), None
+            if record.exc_info and not record.exc_text:  # the formatters use exc_text when it is set
+                record.exc_text = _TRACEBACK.formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = self._redact(record.exc_text)
+            if record.stack_info:
+                record.stack_info = self._redact(record.stack_info)
         return True
+
+    def _redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+
+_TRACEBACK = logging.Formatter()
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,7 +45,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = record.stack_info
         return json.dumps(entry, ensure_ascii=False)
 
 

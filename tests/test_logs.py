@@ -1,0 +1,59 @@
+"""Log output: no configured secret reaches stderr, in a message, a traceback or a stack."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from bot.logs import configure_logging
+
+TOKEN = "7070707:LOG-bot-token-value"
+AUTH = "log-auth-token-value"
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logger() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def log_a_failure() -> None:
+    log = logging.getLogger("cargobot.test")
+    log.warning("sending with %s failed", TOKEN)
+    try:
+        raise ConnectionError(f"cannot reach https://api.telegram.org/bot{TOKEN}/sendMessage ({AUTH})")
+    except ConnectionError:
+        log.exception("send failed")
+    log.info("where the token was read: %s", AUTH, stack_info=True)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_secrets_are_redacted_in_messages_tracebacks_and_stacks(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging(level="INFO", fmt=fmt, secrets=[TOKEN, AUTH])
+    log_a_failure()
+    err = capsys.readouterr().err
+    assert TOKEN not in err and AUTH not in err
+    assert "ConnectionError: cannot reach https://api.telegram.org/bot[redacted]/sendMessage" in (
+        err if fmt == "text" else "".join(json.loads(line).get("exception", "") for line in err.splitlines())
+    )
+    assert err.count("[redacted]") >= 4
+
+
+def test_json_lines_carry_the_traceback_and_the_stack(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(level="INFO", fmt="json", secrets=[])
+    log_a_failure()
+    warning, failure, info = (json.loads(line) for line in capsys.readouterr().err.splitlines())
+    assert warning["message"] == f"sending with {TOKEN} failed"  # nothing configured, nothing redacted
+    assert failure["exception"].startswith("Traceback") and "ConnectionError" in failure["exception"]
+    assert info["stack"].startswith("Stack (most recent call last)")
