@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         "https://api.telegram.org/bot", validation_alias=_env("TELEGRAM_API_BASE_URL")
     )
     telegram_max_per_second: float = Field(30, validation_alias=_env("TELEGRAM_MAX_PER_SECOND"))
+    # How long a webhook request waits for its replies to be confirmed before leaving the rest to
+    # the worker: inside gunicorn's 30 s worker timeout, with room to settle the last send.
+    telegram_reply_seconds: float = Field(
+        10.0, gt=0, le=20, validation_alias=_env("CARGOBOT_TELEGRAM_REPLY_SECONDS")
+    )
 
     # --- web -----------------------------------------------------------------------------
     public_base_url: str = Field("", validation_alias=_env("PUBLIC_BASE_URL"))

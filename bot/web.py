@@ -66,9 +66,6 @@ TWIML = "application/xml"
 #: Twilio sends at most 10 media items per message, and takes at most 10 <Message> in an answer.
 MAX_MEDIA = 10
 MAX_TWIML_MESSAGES = 10
-#: How long a Telegram webhook request waits for its replies to be confirmed before leaving the
-#: rest to the worker; well inside Telegram's webhook timeout and gunicorn's worker timeout.
-REPLY_BUDGET_SECONDS = 10.0
 #: Characters XML 1.0 cannot carry at all (TwiML is XML): dropped from replies.
 _NOT_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _WHATSAPP_SENDER = re.compile(r"whatsapp:\+[1-9]\d{6,14}")
@@ -208,10 +205,11 @@ class _Web:
 
 
 def create_app(
-    app: App, *, telegram_sender: TelegramChannel | None = None, reply_budget: float = REPLY_BUDGET_SECONDS
+    app: App, *, telegram_sender: TelegramChannel | None = None, reply_budget: float | None = None
 ) -> Flask:
     """The Flask app for ``app``; ``telegram_sender`` replaces the Telegram client (tests), and
-    ``reply_budget`` is how long a Telegram webhook waits for its replies to be confirmed."""
+    ``reply_budget`` how long a Telegram webhook waits for its replies to be confirmed (default
+    ``CARGOBOT_TELEGRAM_REPLY_SECONDS``)."""
     channels = web_channels(app.settings)
     replier = None
     if channels.telegram:
@@ -221,7 +219,8 @@ def create_app(
             else (lambda: TelegramChannel(app.settings, connection_pool_size=8))
         )
         replier = TelegramReplier(make)
-    web = _Web(app, channels, replier, reply_budget)
+    budget = app.settings.telegram_reply_seconds if reply_budget is None else reply_budget
+    web = _Web(app, channels, replier, budget)
     flask_app = Flask(__name__)
     flask_app.config["MAX_CONTENT_LENGTH"] = app.settings.max_request_bytes
     flask_app.extensions["cargobot"] = web
@@ -528,7 +527,7 @@ def gunicorn_options(*, host: str, port: int, workers: int, threads: int) -> dic
         "workers": workers,
         "worker_class": "gthread",
         "threads": threads,
-        "timeout": 30,  # Twilio gives up after 15 s; Telegram replies wait at most REPLY_BUDGET_SECONDS
+        "timeout": 30,  # Twilio gives up after 15 s; Telegram replies wait CARGOBOT_TELEGRAM_REPLY_SECONDS
         "graceful_timeout": 10,
         "keepalive": 5,
         "proc_name": "cargobot-web",

@@ -12,9 +12,10 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -41,6 +42,7 @@ ACCOUNT_SID = "AC" + "e" * 32
 AUTH_TOKEN = "e2e-twilio-auth-token-42"
 BOT_TOKEN = "987654:E2E-bot-token-xyz"
 SECRET = "e2e-webhook-secret-77"
+REPLY_SECONDS = 3  # how long a Telegram webhook waits for its replies (CARGOBOT_TELEGRAM_REPLY_SECONDS)
 FROM = "whatsapp:+447700900123"
 CUSTOMER = "whatsapp:+254700000202"
 
@@ -58,6 +60,7 @@ def web_env(*, port: int, db: Path, telegram: FakeTelegram, twilio: FakeTwilio) 
         "TELEGRAM_API_BASE_URL": telegram.base_url,
         "CARGOBOT_ADMINS": "console:admin",
         "CARGOBOT_MAX_REQUEST_BYTES": "16384",
+        "CARGOBOT_TELEGRAM_REPLY_SECONDS": str(REPLY_SECONDS),
         "LOG_LEVEL": "DEBUG",
     }
 
@@ -266,6 +269,35 @@ def test_telegram_reply_that_fails_is_left_for_the_worker(
     assert telegram_post(http, web, telegram_message_update(5003, 3133, "HELP")).status_code == 200
     assert telegram.pending_faults() == 0
     assert db_rows(web, "SELECT status FROM outbox WHERE event_key = 'reply:telegram:5003:0'") == [("retry",)]
+
+
+def test_telegram_reply_rate_limited_is_left_for_the_worker_after_retry_after(
+    web: WebProcess, http: httpx.Client, fakes: tuple[FakeTelegram, FakeTwilio]
+) -> None:
+    telegram, _ = fakes
+    telegram.next_429(retry_after=30)
+    before = datetime.now(UTC)
+    assert telegram_post(http, web, telegram_message_update(5007, 3135, "HELP")).status_code == 200
+    assert telegram.pending_faults() == 0
+    [(status, due_at)] = db_rows(
+        web, "SELECT status, due_at FROM outbox WHERE event_key = 'reply:telegram:5007:0'"
+    )
+    assert status == "retry"
+    assert datetime.fromisoformat(due_at).replace(tzinfo=UTC) >= before + timedelta(seconds=29)
+
+
+def test_telegram_reply_too_slow_is_given_up_within_the_budget_and_left_for_the_worker(
+    web: WebProcess, http: httpx.Client, fakes: tuple[FakeTelegram, FakeTwilio]
+) -> None:
+    telegram, _ = fakes
+    telegram.next_delay(seconds=REPLY_SECONDS + 3)
+    started = time.monotonic()
+    assert telegram_post(http, web, telegram_message_update(5008, 3136, "HELP")).status_code == 200
+    assert time.monotonic() - started < REPLY_SECONDS + 2.5
+    [(status, error)] = db_rows(
+        web, "SELECT status, last_error FROM outbox WHERE event_key = 'reply:telegram:5008:0'"
+    )
+    assert status == "retry" and "no answer from Telegram" in error
 
 
 def test_telegram_refusals(
