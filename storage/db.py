@@ -49,7 +49,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from storage.prepared import DriverConnection, OnConnection, Prepared, driver_error
+from storage.prepared import ERROR_HOOK, DriverConnection, OnConnection, Prepared, driver_error
 
 log = logging.getLogger(__name__)
 
@@ -266,12 +266,22 @@ def _query_only_engine(engine: Engine, *, echo: bool) -> Engine:
 
     @event.listens_for(reader, "handle_error")  # a dialect event: it runs only when a statement fails
     def _on_error(context: Any) -> None:
-        if getattr(context.original_exception, "sqlite_errorcode", None) == sqlite3.SQLITE_READONLY:
-            if context.connection is not None:  # seen even if a handler swallows what is raised next
-                context.connection.info[_NEEDS_WRITE_TURN] = True
-            raise NeedsWriteTurn("a read-first session tried to write")
+        info = context.connection.info if context.connection is not None else {}
+        _refuse_write(info, context.original_exception)
+
+    @event.listens_for(reader, "connect")  # the same for Prepared statements, which skip handle_error
+    def _hook_prepared(_dbapi_connection: Any, record: Any) -> None:
+        record.info[ERROR_HOOK] = _refuse_write
 
     return reader
+
+
+def _refuse_write(info: dict[str, Any], exc: BaseException) -> None:
+    """A write SQLite refused on a read-first connection: marked on the connection, so it is seen
+    even if a handler swallows what is raised here (``NeedsWriteTurn``)."""
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_READONLY:
+        info[_NEEDS_WRITE_TURN] = True
+        raise NeedsWriteTurn("a read-first session tried to write")
 
 
 def dispose(engine: Engine) -> None:
@@ -456,10 +466,11 @@ def driver_write(engine: Engine) -> Iterator[DriverConnection]:
                 yield connection
                 _on_driver(connection, dialect.do_commit, pooled, "COMMIT")
             except BaseException:
-                try:
-                    dialect.do_rollback(pooled)
-                except Exception as exc:  # the connection is lost: what failed first is the news
-                    log.warning("rollback after a failed write failed too: %s", exc)
+                if pooled.dbapi_connection is not None:  # not invalidated: nothing to roll back then
+                    try:
+                        dialect.do_rollback(pooled)
+                    except Exception as exc:  # the connection is lost: what failed first is the news
+                        log.warning("rollback after a failed write failed too: %s", exc)
                 raise
         finally:
             pooled.close()

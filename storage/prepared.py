@@ -9,9 +9,11 @@ by SQLAlchemy, once per dialect, and runs with SQLAlchemy's own type processors 
 parameter and column, so it reads and writes exactly what ``Connection.execute`` would.
 
 What it leaves out: engine events around the statement (``before_cursor_execute``,
-``handle_error`` …), echo logging, and parameters that need the execution context (expanding
-``IN`` lists, Python-side column defaults). Statements that need those are refused when first
-compiled; a driver error is wrapped as SQLAlchemy wraps it (``IntegrityError``,
+``handle_error`` …: a connection that needs to see its driver errors puts an ``ERROR_HOOK`` in its
+pool ``info`` instead), echo logging, parameters that need the execution context (expanding ``IN``
+lists, Python-side column defaults), and columns whose conversion needs the driver's column type
+(``Numeric``, ``Float``). Statements that need those, or whose columns are not distinct names, are
+refused when first compiled; a driver error is wrapped as SQLAlchemy wraps it (``IntegrityError``,
 ``OperationalError`` …), and a lost connection is invalidated.
 """
 
@@ -27,9 +29,14 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, sqltypes
 
 Processor = Callable[[Any], Any] | None
+
+ERROR_HOOK = "prepared_error_hook"
+"""A key of a pooled connection's ``info``: ``hook(info, exc)`` is called with each driver error a
+``Prepared`` statement meets on that connection, before it is wrapped, and may raise in its place:
+what an engine's ``handle_error`` listener is to ``Connection.execute``."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,9 @@ def driver_error(on: OnConnection, exc: Exception, statement: str, params: Any) 
     dbapi_error = dialect.loaded_dbapi.Error
     if not isinstance(exc, dbapi_error):
         return exc
+    hook = on.connection.info.get(ERROR_HOOK)
+    if hook is not None:
+        hook(on.connection.info, exc)
     lost = dialect.is_disconnect(exc, on.connection.dbapi_connection, None)
     if lost:
         on.invalidate(exc)
@@ -112,8 +122,10 @@ class Prepared:
         dbapi_connection = connection.connection.dbapi_connection
         if dbapi_connection is None:
             raise TypeError("the connection is closed")
-        cursor = dbapi_connection.cursor()
+        cursor = None
+        interrupted = False
         try:
+            cursor = dbapi_connection.cursor()  # a closed driver connection fails here
             cursor.execute(compiled.sql, bound)
             return result(cursor)  # SQLite reads rows lazily: a row may fail here
         except Exception as exc:
@@ -121,11 +133,14 @@ class Prepared:
             if wrapped is exc:
                 raise
             raise wrapped from exc
-        except BaseException:  # interrupted mid-statement: the driver's state is unknown
-            connection.invalidate()
+        except BaseException:
+            interrupted = True
             raise
         finally:
-            cursor.close()
+            if cursor is not None:
+                cursor.close()
+            if interrupted:  # mid-statement: the driver's state is unknown, so it is not reused
+                connection.invalidate()
 
     def _for(self, dialect: Dialect) -> _Compiled:
         compiled = self._compiled.get(dialect)
@@ -149,8 +164,8 @@ def _bound(compiled: _Compiled, params: Mapping[str, Any]) -> Any:
         if compiled.positional:
             return tuple(values[name] for name in compiled.names)
         return {name: values[name] for name in compiled.names}
-    except KeyError as missing:
-        raise KeyError(f"no value for the parameter {missing} of a prepared statement") from None
+    except KeyError as missing:  # as SQLAlchemy says it
+        raise StatementError(f"no value for the parameter {missing}", compiled.sql, params, None) from None
 
 
 def _processed(processors: tuple[Processor, ...], values: tuple[Any, ...]) -> list[Any]:
@@ -185,7 +200,12 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
     result_processors: tuple[Processor, ...] = ()
     columns = getattr(statement, "exported_columns", None)  # a SELECT's columns, or what DML RETURNs
     if columns:
-        row = namedtuple("PreparedRow", [column.key for column in columns])  # type: ignore[misc]
+        if any(isinstance(column.type, (sqltypes.Numeric, sqltypes.Float)) for column in columns):
+            raise ValueError("a prepared statement cannot read Numeric or Float columns")
+        try:
+            row = namedtuple("PreparedRow", [column.key for column in columns])  # type: ignore[misc]
+        except (TypeError, ValueError):  # None, a keyword, or a name used twice
+            raise ValueError("a prepared statement's columns must have distinct names: label them") from None
         result_processors = tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         )

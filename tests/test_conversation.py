@@ -193,6 +193,34 @@ def test_redelivered_message_answered_once(demo: Chat) -> None:
     assert count(demo, InboundMessage) == 1
 
 
+def test_a_message_without_a_provider_id_is_stored_with_its_answer(demo: Chat) -> None:
+    """The console's messages carry no provider id: the row is stored first, then answered."""
+    [reply] = demo.say(CUSTOMER, "TGHU7345017", provider_id="")
+    with read_session(demo.engine) as session:
+        [row] = session.execute(select(InboundMessage)).scalars().all()
+    assert row.provider_key is None and row.text == "TGHU7345017"
+    assert row.answered_at == demo.clock.now and row.lookups == 1
+    assert row.reply and "TGHU7345017" in row.reply and row.reply in reply.text
+
+
+def test_a_message_stored_but_never_answered_is_answered_once_when_redelivered(demo: Chat) -> None:
+    """The process died between storing a message and answering it: its redelivery answers it."""
+    with write_session(demo.engine) as session:
+        session.add(
+            InboundMessage(
+                provider_key="whatsapp:SMleft",
+                address=CUSTOMER,
+                text="TGHU7345017",
+                received_at=demo.clock.now - timedelta(seconds=30),
+            )
+        )
+    assert demo.say(CUSTOMER, "TGHU7345017", provider_id="SMleft")
+    assert demo.say(CUSTOMER, "TGHU7345017", provider_id="SMleft") == []
+    with read_session(demo.engine) as session:
+        [row] = session.execute(select(InboundMessage)).scalars().all()
+    assert row.answered_at == demo.clock.now and row.lookups == 1 and "TGHU7345017" in (row.reply or "")
+
+
 @pytest.mark.parametrize(
     "text",
     ["", " ", "\x00\x01\x02", "'; DROP TABLE shipment; --", "/", "/unknown", "ALERT", "LANG", "💥" * 50],

@@ -5,10 +5,25 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, bindparam, case, exists, insert, literal, select, text, update
-from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy import (
+    Engine,
+    Float,
+    Numeric,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
 from storage.db import driver_write, write_connection
 from storage.models import Contact, RuntimeState
@@ -79,7 +94,7 @@ def test_a_driver_error_is_wrapped_as_sqlalchemy_wraps_it(engine: Engine) -> Non
 
 
 def test_a_missing_parameter_is_named_and_a_write_is_not_read(engine: Engine) -> None:
-    with engine.connect() as connection, pytest.raises(KeyError, match="address"):
+    with engine.connect() as connection, pytest.raises(StatementError, match="address"):
         Prepared(CONTACT_ROWS).rows(connection, {})
     with driver_write(engine) as connection, pytest.raises(TypeError, match="rowcount"):
         ADD_STATE.rows(connection, {"key": "never", "at": AT})
@@ -95,6 +110,72 @@ def test_what_needs_the_execution_context_is_refused(engine: Engine) -> None:
             Prepared(expanding).rows(connection, {"ids": [1]})
         with pytest.raises(ValueError, match="column defaults"):
             Prepared(python_default).rowcount(connection, {})
+
+
+@pytest.mark.parametrize(
+    ("columns", "refused"),
+    [
+        ((CONTACT.c.id, STATE.c.key.label("id")), "distinct names"),  # a name twice
+        ((func.count(),), "distinct names"),  # no name at all
+        ((CONTACT.c.id.label("class"),), "distinct names"),  # a Python keyword
+        ((cast(CONTACT.c.id, Numeric(10, 2)),), "Numeric"),  # its processor needs the driver's type
+        ((cast(CONTACT.c.id, Float),), "Numeric"),
+    ],
+)
+def test_columns_a_row_cannot_carry_as_sqlalchemy_would_are_refused(
+    engine: Engine, columns: tuple[Any, ...], refused: str
+) -> None:
+    with engine.connect() as connection, pytest.raises(ValueError, match=refused):
+        Prepared(select(*columns)).rows(connection, {})
+
+
+def test_a_lost_connection_is_invalidated_and_the_pool_serves_a_fit_one(engine: Engine) -> None:
+    with pytest.raises(DBAPIError) as raised, driver_write(engine) as connection:
+        ADD_STATE.rowcount(connection, {"key": "a", "at": AT})
+        connection.connection.driver_connection.close()  # the server went away
+        ADD_STATE.rowcount(connection, {"key": "b", "at": AT})
+    assert raised.value.connection_invalidated
+    with driver_write(engine) as connection:
+        ADD_STATE.rowcount(connection, {"key": "c", "at": AT})
+    with engine.connect() as connection:
+        assert connection.execute(STATE_KEYS).scalars().all() == ["c"]
+
+
+class _Interrupts:
+    """A parameter value the driver cannot adapt without being interrupted (Ctrl-C, a timeout)."""
+
+    def __conform__(self, _protocol: object) -> None:
+        raise KeyboardInterrupt
+
+
+def test_a_statement_interrupted_midway_invalidates_its_connection(
+    sqlite_file: tuple[str, Engine],
+) -> None:
+    _, engine = sqlite_file
+    echo = Prepared(select(bindparam("value").label("value")))  # untyped: handed to the driver as is
+    with engine.connect() as connection:
+        pooled = connection.connection
+        with pytest.raises(KeyboardInterrupt):
+            echo.rows(connection, {"value": _Interrupts()})
+        assert pooled.dbapi_connection is None  # the driver's state is unknown: not reused
+    with engine.connect() as connection:
+        assert [tuple(row) for row in echo.rows(connection, {"value": 5})] == [(5,)]
+
+
+def test_a_driver_write_ends_with_the_immediate_begin_cleared(sqlite_file: tuple[str, Engine]) -> None:
+    """The pooled connection a driver write used begins deferred for its next user."""
+    _, engine = sqlite_file
+    with driver_write(engine) as connection:
+        pooled = connection.connection.dbapi_connection
+    other = sqlite3.connect(engine.url.database or "", timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process writing
+        with engine.connect() as connection:
+            assert connection.connection.dbapi_connection is pooled  # the same driver connection
+            assert connection.execute(STATE_KEYS).scalars().all() == []  # a read does not wait
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
 
 
 ADD_STATE = Prepared(insert(STATE).values(key=bindparam("key"), value="1", updated_at=bindparam("at")))

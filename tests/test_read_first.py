@@ -150,10 +150,17 @@ def test_messages_that_change_more_are_answered_in_the_write_turn(
     assert rows(demo.engine, model) == before + 1
 
 
-def test_a_write_in_a_read_first_session_is_refused_even_when_swallowed(demo: Chat) -> None:
+@pytest.mark.parametrize("run", ["execute", "prepared"])
+def test_a_write_in_a_read_first_session_is_refused_even_when_swallowed(demo: Chat, run: str) -> None:
+    """Refused however it runs: through SQLAlchemy (its handle_error event) or as a Prepared
+    statement on the session's connection (the connection's ERROR_HOOK), not through ``write``."""
+    add = insert(STATE).values(key="k", value="v", updated_at=bindparam("at"))
     with pytest.raises(NeedsWriteTurn), read_first_session(demo.engine) as session:
         try:
-            session.connection().execute(insert(STATE).values(key="k", value="v", updated_at=demo.clock.now))
+            if run == "execute":
+                session.connection().execute(add, {"at": demo.clock.now})
+            else:
+                Prepared(add).rowcount(session.connection(), {"at": demo.clock.now})
         except Exception:  # noqa: BLE001 - a handler that hides errors must not hide this one
             pass
     assert rows(demo.engine, RuntimeState) == 0
