@@ -66,6 +66,8 @@ def test_polled_message_is_answered_with_alert_button(
     [sent] = telegram.sent
     assert sent.chat_id == 777 and sent.text.startswith("Container TGHU7345017")
     assert "ALERT TGHU7345017" in sent.button_data
+    labels = [button["text"] for row in (sent.reply_markup or {})["inline_keyboard"] for button in row]
+    assert "Alert me when released" in labels
     assert load_offset(app) == update_id + 1
     with read_session(engine) as session:
         [row] = session.execute(select(Outbox).where(Outbox.kind == "reply")).scalars().all()
