@@ -60,9 +60,22 @@ def build_app(settings: Settings | None = None, *, migrate: bool = True) -> App:
     return App(settings=settings, engine=engine, ctx=build_context(settings))
 
 
+def check_channel_settings(settings: Settings) -> None:
+    """SystemExit naming the setting a configured channel lacks to send."""
+    if settings.whatsapp_enabled:
+        for name, value in (
+            ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token.get_secret_value()),
+            ("TWILIO_WHATSAPP_FROM", settings.twilio_whatsapp_from),
+        ):
+            if not value:
+                raise SystemExit(f"WhatsApp is configured (TWILIO_ACCOUNT_SID) but {name} is not set")
+
+
 def build_channels(settings: Settings, *, console_out: TextIO | None = None) -> dict[str, Channel]:
     """The outbound channels that are configured; one clear log line for each that is not."""
     from bot.console_channel import ConsoleChannel
+
+    check_channel_settings(settings)
 
     channels: dict[str, Channel] = {}
     if console_out is not None:
@@ -76,12 +89,6 @@ def build_channels(settings: Settings, *, console_out: TextIO | None = None) -> 
     else:
         log.info("Telegram is disabled: TELEGRAM_BOT_TOKEN is not set")
     if settings.whatsapp_enabled:
-        if not settings.twilio_auth_token.get_secret_value():
-            raise SystemExit("WhatsApp is configured (TWILIO_ACCOUNT_SID) but TWILIO_AUTH_TOKEN is not set")
-        if not settings.twilio_whatsapp_from:
-            raise SystemExit(
-                "WhatsApp is configured (TWILIO_ACCOUNT_SID) but TWILIO_WHATSAPP_FROM is not set"
-            )
         from bot.whatsapp_channel import WhatsAppChannel
 
         channels["whatsapp"] = WhatsAppChannel(settings)

@@ -2,7 +2,9 @@
 
 gunicorn runs a single (threaded) web worker; when that worker starts, the worker's asyncio loop
 (dispatcher, maintenance notices, Telegram long polling when there is no webhook) starts beside it
-on a thread, and stops with it.
+on a thread, and stops with it. A worker that fails (Telegram unreachable at start, the database
+gone for a while) is started again after a pause, as a supervisor would restart ``cargobot
+worker``, while the webhooks go on answering.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import Any
 
 from flask import Flask
 
-from bot.app import build_app
+from bot.app import build_app, check_channel_settings
 from bot.config import Settings
 from bot.web import WebServer, check_web_settings, close_app, create_app, gunicorn_options
 from bot.worker import run_worker
@@ -23,46 +26,72 @@ from storage.db import dispose
 log = logging.getLogger(__name__)
 
 
-class _BackgroundWorker:
-    """The worker's event loop on a thread of the web process."""
+class BackgroundWorker:
+    """The worker's event loop on a thread of the web process, started again after a failure:
+    ``first_pause`` seconds later, doubling up to ``max_pause`` while it keeps failing at once."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, first_pause: float = 1.0, max_pause: float = 60.0) -> None:
         self.settings = settings
+        self.first_pause = first_pause
+        self.max_pause = max_pause
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stop: asyncio.Event | None = None
         self.thread: threading.Thread | None = None
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()  # the loop and its stop event, between runs and shutdown
 
     def start(self) -> None:
         ready = threading.Event()
 
         async def main() -> None:
-            self.loop, self.stop = asyncio.get_running_loop(), asyncio.Event()
+            with self.lock:
+                self.loop, self.stop = asyncio.get_running_loop(), asyncio.Event()
+                if self.stopping.is_set():
+                    return
             ready.set()
             await run_worker(build_app(self.settings, migrate=False), stop=self.stop)
 
         def run() -> None:
-            try:
-                asyncio.run(main())
-            except Exception:  # the web side keeps serving; the heartbeat in /healthz shows it
-                log.exception("the in-process worker stopped with an error")
-            finally:
-                ready.set()
+            pause = self.first_pause
+            while not self.stopping.is_set():
+                started = time.monotonic()
+                try:
+                    asyncio.run(main())
+                    return  # stopped on purpose
+                except (Exception, SystemExit):  # the web side keeps serving; /healthz shows the heartbeat
+                    if time.monotonic() - started > self.max_pause:  # it had been running a while
+                        pause = self.first_pause
+                    log.exception(
+                        "the in-process worker stopped with an error; starting it again in %g s", pause
+                    )
+                finally:
+                    ready.set()
+                    with self.lock:
+                        self.loop = self.stop = None
+                self.stopping.wait(pause)
+                pause = min(pause * 2, self.max_pause)
 
         self.thread = threading.Thread(target=run, name="cargobot-worker", daemon=True)
         self.thread.start()
         ready.wait(30)
 
     def shutdown(self) -> None:
-        if self.loop is not None and self.stop is not None:
-            self.loop.call_soon_threadsafe(self.stop.set)
+        self.stopping.set()
+        with self.lock:
+            if self.loop is not None and self.stop is not None:
+                try:
+                    self.loop.call_soon_threadsafe(self.stop.set)
+                except RuntimeError:  # that run has just ended: its loop is closed already
+                    pass
         if self.thread is not None:
             self.thread.join(15)
 
 
 def run_serve(settings: Settings, *, host: str, port: int, threads: int) -> None:
     check_web_settings(settings, log_off=False)  # the worker logs each channel that is off
+    check_channel_settings(settings)  # here: in the worker's thread, SystemExit would end it unheard
     dispose(build_app(settings).engine)  # migrations and admins once, before forking
-    background = _BackgroundWorker(settings)
+    background = BackgroundWorker(settings)
 
     def factory() -> Flask:
         return create_app(build_app(settings, migrate=False))

@@ -253,10 +253,15 @@ def _bounded_unsized_body() -> None:
     if request.content_length is not None or not environ.get("wsgi.input_terminated"):
         return
     limit = current_app.config["MAX_CONTENT_LENGTH"]
-    body = environ["wsgi.input"].read(limit + 1)
+    stream, body = environ["wsgi.input"], bytearray()
+    while len(body) <= limit:  # a server's input may hand a body over in short reads
+        piece = stream.read(limit + 1 - len(body))
+        if not piece:
+            break
+        body += piece
     if len(body) > limit:
         abort(413)
-    environ["wsgi.input"] = io.BytesIO(body)  # before Flask's request stream is made from it
+    environ["wsgi.input"] = io.BytesIO(bytes(body))  # before Flask's request stream is made from it
 
 
 def _error_response(exc: Exception) -> Response | tuple[Response, int]:

@@ -19,6 +19,7 @@ refused when first compiled; a driver error is wrapped as SQLAlchemy wraps it (`
 
 from __future__ import annotations
 
+import logging
 import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping
@@ -30,6 +31,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement, sqltypes
+
+log = logging.getLogger(__name__)
 
 Processor = Callable[[Any], Any] | None
 
@@ -122,31 +125,36 @@ class Prepared:
         dbapi_connection = connection.connection.dbapi_connection
         if dbapi_connection is None:
             raise TypeError("the connection is closed")
-        cursor = None
-        interrupted = False
         try:
             cursor = dbapi_connection.cursor()  # a closed driver connection fails here
-            cursor.execute(compiled.sql, bound)
-            return result(cursor)  # SQLite reads rows lazily: a row may fail here
+            try:
+                cursor.execute(compiled.sql, bound)
+                return result(cursor)  # SQLite reads rows lazily: a row may fail here
+            finally:
+                _close(cursor)  # before the connection may be invalidated below
         except Exception as exc:
             wrapped = driver_error(connection, exc, compiled.sql, bound)
             if wrapped is exc:
                 raise
             raise wrapped from exc
-        except BaseException:
-            interrupted = True
+        except BaseException:  # interrupted mid-statement: the driver's state is unknown
+            connection.invalidate()
             raise
-        finally:
-            if cursor is not None:
-                cursor.close()
-            if interrupted:  # mid-statement: the driver's state is unknown, so it is not reused
-                connection.invalidate()
 
     def _for(self, dialect: Dialect) -> _Compiled:
         compiled = self._compiled.get(dialect)
         if compiled is None:
             compiled = self._compiled[dialect] = _compile(self.statement, dialect)
         return compiled
+
+
+def _close(cursor: Any) -> None:
+    """Close ``cursor``; an error doing so is logged, not raised: a lost connection takes its
+    cursors with it, and the error the statement met is the one to raise."""
+    try:
+        cursor.close()
+    except Exception:
+        log.debug("error closing a cursor", exc_info=True)
 
 
 def _bound(compiled: _Compiled, params: Mapping[str, Any]) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    create_engine,
     exists,
     func,
     insert,
@@ -139,6 +141,31 @@ def test_a_lost_connection_is_invalidated_and_the_pool_serves_a_fit_one(engine: 
         ADD_STATE.rowcount(connection, {"key": "c", "at": AT})
     with engine.connect() as connection:
         assert connection.execute(STATE_KEYS).scalars().all() == ["c"]
+
+
+class _LosingCursor(sqlite3.Cursor):
+    """A cursor whose connection, once ``losing``, is lost while it runs a statement."""
+
+    def execute(self, *args: Any) -> Any:
+        if getattr(self.connection, "losing", False):
+            self.connection.close()  # the server went away
+        return super().execute(*args)
+
+
+class _LosingConnection(sqlite3.Connection):
+    def cursor(self, factory: Any = _LosingCursor) -> Any:
+        return super().cursor(factory)
+
+
+def test_a_connection_lost_mid_statement_is_raised_as_sqlalchemy_raises_it(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'lost.db'}", connect_args={"factory": _LosingConnection})
+    try:
+        with engine.connect() as connection, pytest.raises(DBAPIError) as raised:
+            connection.connection.driver_connection.losing = True  # type: ignore[union-attr]
+            Prepared(select(literal(1).label("one"))).rows(connection, {})
+        assert raised.value.connection_invalidated  # not the cursor's own error on closing
+    finally:
+        engine.dispose()
 
 
 class _Interrupts:

@@ -1,0 +1,74 @@
+"""``cargobot serve``'s in-process worker: started again when it fails, stopped with the process;
+and settings it would refuse are refused before the web side starts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from sqlalchemy import Engine
+
+from bot.config import Settings
+from bot.serve import BackgroundWorker, run_serve
+from tests.fakes import FakeTelegram
+
+TOKEN = "515151:SERVE-unit-token"
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    with FakeTelegram(token=TOKEN, poll_cap=0.2) as fake:
+        yield fake
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_worker_that_fails_to_start_is_started_again_and_then_answers(
+    sqlite_file: tuple[str, Engine], telegram: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    url, _ = sqlite_file
+    telegram.next_500(times=2, method="getMe")  # Telegram unreachable as the process starts
+    settings = Settings(
+        _env_file=None, database_url=url, telegram_bot_token=TOKEN, telegram_api_base_url=telegram.base_url
+    )
+    background = BackgroundWorker(settings, first_pause=0.1)
+    background.start()
+    try:
+        telegram.push_message(9101, "HELP")
+        assert wait_for(lambda: any(s.chat_id == 9101 for s in telegram.sent))
+    finally:
+        background.shutdown()
+    assert background.thread is not None and not background.thread.is_alive()
+    assert telegram.pending_faults() == 0
+    restarts = [r for r in caplog.records if "starting it again" in r.getMessage()]
+    assert [r.getMessage().rsplit(" ", 2)[-2] for r in restarts] == ["0.1", "0.2"]  # pauses double
+
+
+def test_a_stopped_worker_is_not_started_again(sqlite_file: tuple[str, Engine]) -> None:
+    url, _ = sqlite_file
+    background = BackgroundWorker(Settings(_env_file=None, database_url=url), first_pause=0.1)
+    background.start()
+    background.shutdown()
+    assert background.thread is not None and not background.thread.is_alive()
+    background.shutdown()  # twice, as gunicorn may: nothing left to stop
+
+
+def test_serve_refuses_worker_settings_before_it_serves(sqlite_file: tuple[str, Engine]) -> None:
+    url, _ = sqlite_file
+    settings = Settings(
+        _env_file=None,
+        database_url=url,
+        twilio_account_sid="AC" + "5" * 32,
+        twilio_auth_token="serve-unit-auth-token",
+        public_base_url="https://bot.example",
+    )
+    with pytest.raises(SystemExit, match="TWILIO_WHATSAPP_FROM"):
+        run_serve(settings, host="127.0.0.1", port=1, threads=1)
