@@ -3,14 +3,14 @@ and settings it would refuse are refused before the web side starts."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine
 
 from bot.config import Settings
 from bot.serve import BackgroundWorker, run_serve
+from tests.e2e import wait_for
 from tests.fakes import FakeTelegram
 
 TOKEN = "515151:SERVE-unit-token"
@@ -20,15 +20,6 @@ TOKEN = "515151:SERVE-unit-token"
 def telegram() -> Iterator[FakeTelegram]:
     with FakeTelegram(token=TOKEN, poll_cap=0.2) as fake:
         yield fake
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_worker_that_fails_to_start_is_started_again_and_then_answers(

@@ -6,14 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
-from tests.e2e import free_port
+from tests.e2e import free_port, wait_for
 from tests.fakes import FakeTelegram, FakeTwilio
 
 pytestmark = pytest.mark.e2e
@@ -21,15 +20,6 @@ pytestmark = pytest.mark.e2e
 TOKEN = "424242:SERVE-token"
 SID = "AC" + "3" * 32
 AUTH = "serve-auth-token-0123"
-
-
-def wait_for(predicate, timeout: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_serve_answers_whatsapp_polls_telegram_and_delivers_alerts(tmp_path: Path) -> None:
