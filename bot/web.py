@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response, abort, current_app, jsonify, request
 from gunicorn.app.base import BaseApplication
+from gunicorn.http.errors import ParseException
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
@@ -255,7 +256,10 @@ def _bounded_unsized_body() -> None:
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     stream, body = environ["wsgi.input"], bytearray()
     while len(body) <= limit:  # a server's input may hand a body over in short reads
-        piece = stream.read(limit + 1 - len(body))
+        try:
+            piece = stream.read(limit + 1 - len(body))
+        except (ParseException, OSError):  # a malformed chunk, or the client gone mid-body
+            abort(400, "malformed or incomplete chunked body")
         if not piece:
             break
         body += piece

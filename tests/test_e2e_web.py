@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -341,6 +342,30 @@ def test_healthz_reports_database_heartbeat_and_backlog(web: WebProcess, http: h
     assert body["status"] == "ok" and body["database"] == "ok"
     assert body["worker_heartbeat_age_seconds"] is None
     assert isinstance(body["outbox_backlog"], int)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"zz\r\nBody=abc\r\n0\r\n\r\n",  # a chunk size that is not hexadecimal
+        b"8\r\nBody=abcXX0\r\n\r\n",  # a chunk without its terminator
+        b"8\r\nBody=abc\r\n",  # the client gone before the last chunk
+    ],
+)
+@pytest.mark.parametrize("path", ["/webhooks/whatsapp", "/webhooks/telegram"])
+def test_a_malformed_chunked_body_gets_400_not_a_server_error(
+    web: WebProcess, path: str, body: bytes
+) -> None:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", web.port), timeout=10) as sock:
+        sock.sendall(head + body)
+        sock.shutdown(socket.SHUT_WR)
+        status_line = sock.makefile("rb").readline()
+    assert status_line.startswith(b"HTTP/1.1 400"), status_line
+    assert "unexpected error" not in web.log()
 
 
 def test_no_secret_reaches_the_log(web: WebProcess, http: httpx.Client) -> None:
