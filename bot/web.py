@@ -415,6 +415,8 @@ def _telegram_update(web: _Web) -> Response | tuple[str, int]:
         update = parse_update(request.get_json(silent=True))  # 413 past MAX_CONTENT_LENGTH
     except MalformedUpdate as exc:
         abort(400, str(exc))
+    except RecursionError:  # arrays or objects nested deeper than the parser goes: no update is
+        abort(400, "JSON nested too deeply")
     inbound = to_inbound(update, received_at=utcnow())
     if inbound is None:
         log.debug("ignored Telegram update %s (not a message)", update.update_id)

@@ -608,6 +608,19 @@ def test_malformed_telegram_body_gets_400(client: FlaskClient, engine: Engine, b
     assert count(engine, InboundMessage) == 0
 
 
+def test_telegram_json_nested_too_deeply_gets_400(client: FlaskClient, engine: Engine) -> None:
+    deep_object = b'{"update_id": 1, "message": ' + b'{"a": ' * 2000 + b"1" + b"}" * 2001
+    for nested in (b"[" * 5000 + b"]" * 5000, deep_object):
+        response = client.post(
+            "/webhooks/telegram",
+            data=nested,
+            content_type="application/json",
+            headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
+        )
+        assert response.status_code == 400 and b"nested too deeply" in response.data
+    assert count(engine, InboundMessage) == 0
+
+
 # --- bad requests of every kind --------------------------------------------------------------
 
 
