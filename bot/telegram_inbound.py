@@ -19,6 +19,8 @@ from handlers.types import Inbound
 _MEDIA = ("photo", "document", "voice", "audio", "video", "video_note")
 #: "/status@cargobot_bot ABC" in a group: the bot's name is not part of the command.
 _COMMAND_MENTION = re.compile(r"^(/\w+)@\w+")
+#: Halves of UTF-16 surrogate pairs: JSON can spell them ("\ud800") but no text store takes them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class MalformedUpdate(ValueError):
@@ -51,6 +53,8 @@ def _check_fields(update: Update) -> None:
     ids = []
     users = []
     if message is not None:
+        if message.chat is None:
+            raise MalformedUpdate("a message has no chat")
         ids.append(message.chat.id)
         if message.from_user is not None:
             users.append(message.from_user)
@@ -58,8 +62,12 @@ def _check_fields(update: Update) -> None:
             if field is not None and not isinstance(field, str):
                 raise MalformedUpdate("message text is not a string")
     if query is not None:
+        if query.from_user is None:
+            raise MalformedUpdate("a button press has no user")
         users.append(query.from_user)
         if query.message is not None:
+            if query.message.chat is None:
+                raise MalformedUpdate("a button press's message has no chat")
             ids.append(query.message.chat.id)
         if query.data is not None and not isinstance(query.data, str):
             raise MalformedUpdate("callback data is not a string")
@@ -84,8 +92,13 @@ def media_refs(message: Message) -> tuple[str, ...]:
             continue
         if isinstance(value, tuple):  # photo: several sizes of one picture, the largest last
             value = value[-1]
-        refs.append(f"telegram-file:{value.file_id}")
+        refs.append(_text(f"telegram-file:{value.file_id}"))
     return tuple(refs)
+
+
+def _text(value: str) -> str:
+    """``value`` with any lone surrogate replaced (U+FFFD), so it can be stored and sent."""
+    return _SURROGATE.sub("\ufffd", value)
 
 
 def to_inbound(update: Update, *, received_at: datetime) -> Inbound | None:
@@ -98,10 +111,10 @@ def to_inbound(update: Update, *, received_at: datetime) -> Inbound | None:
         chat_id = query.message.chat.id if query.message is not None else query.from_user.id
         return Inbound(
             address=f"telegram:{chat_id}",
-            text=query.data,
+            text=_text(query.data),
             received_at=received_at,
             provider_id=provider_id,
-            display_name=query.from_user.full_name,
+            display_name=_text(query.from_user.full_name),
         )
     message = update.message
     if message is None:
@@ -113,10 +126,10 @@ def to_inbound(update: Update, *, received_at: datetime) -> Inbound | None:
     user = message.from_user
     return Inbound(
         address=f"telegram:{message.chat.id}",
-        text=_COMMAND_MENTION.sub(r"\1", text),
+        text=_COMMAND_MENTION.sub(r"\1", _text(text)),
         received_at=received_at,
         provider_id=provider_id,
-        display_name=user.full_name if user is not None else None,
+        display_name=_text(user.full_name) if user is not None else None,
         media_urls=media,
     )
 

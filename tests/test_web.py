@@ -867,3 +867,61 @@ def test_button_press_without_its_message_uses_the_users_chat() -> None:
 def test_parse_update_refuses_what_is_not_an_update(data: Any) -> None:
     with pytest.raises(MalformedUpdate):
         parse_update(data)
+
+
+def _without_chat(data: dict[str, Any]) -> dict[str, Any]:
+    data["message"]["chat"] = None
+    return data
+
+
+def _without_message_chat(data: dict[str, Any]) -> dict[str, Any]:
+    del data["message"]["chat"]
+    return data
+
+
+def _press_without_user(data: dict[str, Any]) -> dict[str, Any]:
+    del data["callback_query"]["from"]
+    return data
+
+
+def _press_on_a_message_without_chat(data: dict[str, Any]) -> dict[str, Any]:
+    data["callback_query"]["message"]["chat"] = None
+    return data
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        _without_chat(telegram_message_update(9, 77, "HELP")),
+        _without_message_chat(telegram_message_update(9, 77, "HELP")),
+        _press_without_user(telegram_callback_update(9, 77, "HELP")),
+        _press_on_a_message_without_chat(telegram_callback_update(9, 77, "HELP")),
+    ],
+)
+def test_an_update_missing_the_chat_or_user_we_answer_is_refused(
+    client: FlaskClient, engine: Engine, broken: dict[str, Any]
+) -> None:
+    with pytest.raises(MalformedUpdate):
+        parse_update(broken)
+    assert post_telegram(client, broken).status_code == 400
+    assert count(engine, InboundMessage) == 0
+
+
+def test_lone_surrogates_in_an_update_are_replaced_and_the_message_answered(
+    client: FlaskClient, engine: Engine, telegram: FakeTelegram
+) -> None:
+    body = json.dumps(telegram_message_update(1020, 4242, "HELP", first_name="x")).encode()
+    body = body.replace(b'"HELP"', b'"HELP \\ud800"').replace(b'"x"', b'"Wanjiru \\udc00"')
+    response = client.post(
+        "/webhooks/telegram",
+        data=body,
+        content_type="application/json",
+        headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
+    )
+    assert response.status_code == 200
+    with read_session(engine) as session:
+        stored = session.execute(select(InboundMessage)).scalar_one()
+        contact = session.execute(select(Contact).where(Contact.address == "telegram:4242")).scalar_one()
+    assert stored.text == "HELP \ufffd" and stored.answered_at is not None
+    assert contact.display_name == "Wanjiru \ufffd"
+    assert len(telegram.sent) == 1
