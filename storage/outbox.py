@@ -178,7 +178,8 @@ def apply_delivery_report(
 
     Statuses only move forward. ``undelivered``/``failed`` with 63016 (WhatsApp's 24-hour window
     was closed) sends the alert again as the approved template, or holds it until the customer
-    writes when ``has_template(row.template)`` is false.
+    writes when ``has_template(row.template)`` is false; not once the message was delivered or
+    read (a report out of order), which would send it twice.
     """
     failed = status in ("failed", "undelivered")
     if not (failed and error_code == OUTSIDE_WINDOW_CODE):  # most reports: one UPDATE, no ORM
@@ -194,11 +195,12 @@ def apply_delivery_report(
         if row is None:
             return False
         current = _DELIVERY_ORDER.get(row.delivery_status or "queued", 0)
+        if current >= _DELIVERY_ORDER["delivered"]:  # it reached the customer: the report is stale
+            return True
         if _DELIVERY_ORDER.get(status, -1) > current:
             row.delivery_status = status
-            if status in ("failed", "undelivered"):
-                row.last_error = f"{status} (error {error_code})" if error_code else status
-        if status in ("undelivered", "failed") and error_code == OUTSIDE_WINDOW_CODE and row.status == "sent":
+            row.last_error = f"{status} (error {error_code})" if error_code else status
+        if row.status == "sent":
             row.provider_id = row.delivery_status = None
             if has_template(row.template) and not row.force_template:
                 row.status, row.due_at, row.force_template = "pending", now, True

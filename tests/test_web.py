@@ -414,6 +414,18 @@ def test_undelivered_63016_without_a_template_is_held_until_the_customer_writes(
     assert get_row(engine, row_id).status == "pending"
 
 
+@pytest.mark.parametrize("reached", ["delivered", "read"])
+def test_a_63016_after_the_message_reached_the_customer_sends_nothing_again(
+    client: FlaskClient, engine: Engine, reached: str
+) -> None:
+    """Reports can arrive out of order: a message delivered or read was not outside the window."""
+    row_id = sent_row(engine, provider_id="SM" + "6" * 32, template="release")
+    assert status(client, "SM" + "6" * 32, reached).status_code == 200
+    assert status(client, "SM" + "6" * 32, "failed", "63016").status_code == 200
+    row = get_row(engine, row_id)
+    assert (row.status, row.provider_id, row.delivery_status) == ("sent", "SM" + "6" * 32, reached)
+
+
 def test_other_failures_are_recorded_without_requeue(client: FlaskClient, engine: Engine) -> None:
     row_id = sent_row(engine, provider_id="SM" + "7" * 32, template="release")
     assert status(client, "SM" + "7" * 32, "undelivered", "30008").status_code == 200
