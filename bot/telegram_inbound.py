@@ -114,7 +114,7 @@ def to_inbound(update: Update, *, received_at: datetime) -> Inbound | None:
             text=_text(query.data),
             received_at=received_at,
             provider_id=provider_id,
-            display_name=_text(query.from_user.full_name),
+            display_name=_text(query.from_user.full_name or "") or None,
         )
     message = update.message
     if message is None:
@@ -129,7 +129,7 @@ def to_inbound(update: Update, *, received_at: datetime) -> Inbound | None:
         text=_COMMAND_MENTION.sub(r"\1", _text(text)),
         received_at=received_at,
         provider_id=provider_id,
-        display_name=_text(user.full_name) if user is not None else None,
+        display_name=(_text(user.full_name or "") or None) if user is not None else None,
         media_urls=media,
     )
 
