@@ -187,9 +187,10 @@ def parse_port(text: str) -> tuple[str | None, str]:
     return port, re.sub(r"\s{2,}", " ", rest)
 
 
-_ADDRESS = re.compile(r"(?:whatsapp:\+[0-9]{6,15}|telegram:-?[0-9]{1,20}|console:[\w.@-]{1,60})(?!\S)")
+# Telegram chat ids have at most 52 significant bits: 16 digits, a supergroup's -100 prefix included.
+_ADDRESS = re.compile(r"(?:whatsapp:\+[0-9]{6,15}|telegram:-?[0-9]{1,16}|console:[\w.@-]{1,60})(?!\S)")
 _PHONE = re.compile(r"\+?[0-9][0-9()-]*(?:\s+[0-9()-]+)*")
-_TELEGRAM_ID = re.compile(r"-?[1-9][0-9]{4,19}(?!\S)")
+_TELEGRAM_ID = re.compile(r"-?[1-9][0-9]{4,15}(?!\S)")
 
 
 def parse_contact(text: str) -> tuple[str, str]:

@@ -679,7 +679,8 @@ def _cancel_window(turn: Turn, arg: str) -> str:
     if not arg.lstrip("#").isdigit():
         raise _usage("maintenance")
     session, now = turn.session, turn.reader.now
-    window = repo.get_window(session=session, window_id=int(arg.lstrip("#")))
+    window_id = int(arg.lstrip("#"))
+    window = repo.get_window(session=session, window_id=window_id) if window_id < 2**63 else None
     if window is None:
         raise CommandError(
             f"There is no maintenance window #{arg.lstrip('#')}. /maintenance list shows them."
