@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from handlers.types import ADDRESS
+
 
 def _env(name: str) -> AliasChoices:
     """Accept the documented environment name; keyword construction uses the field name."""
@@ -88,6 +90,17 @@ class Settings(BaseSettings):
     # --- logging -------------------------------------------------------------------------
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("LOG_FORMAT"))
+
+    @field_validator("admins")
+    @classmethod
+    def _admins_are_addresses(cls, value: str) -> str:
+        for address in (a.strip() for a in value.split(",")):
+            if address and not ADDRESS.fullmatch(address):
+                raise ValueError(
+                    f"CARGOBOT_ADMINS: {address!r} is not an address such as whatsapp:+254700000001, "
+                    "telegram:123456789 or console:name"
+                )
+        return value
 
     @field_validator("job_ref_pattern")
     @classmethod

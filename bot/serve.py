@@ -106,6 +106,9 @@ def run_serve(settings: Settings, *, host: str, port: int, threads: int) -> None
             close_app(wsgi)
 
     options = gunicorn_options(host=host, port=port, workers=1, threads=threads)
-    options.update(post_worker_init=post_worker_init, worker_exit=worker_exit)
+    # On SIGTERM gunicorn ends the process graceful_timeout later, done or not, and worker_exit
+    # runs only once the open web requests are: 25 s leaves room for those and the in-process
+    # worker's 10 s to settle its sends, within TimeoutStopSec=30 (deploy/cargobot.service).
+    options.update(post_worker_init=post_worker_init, worker_exit=worker_exit, graceful_timeout=25)
     log.info("serving webhooks and the worker on http://%s:%d", host, port)
     WebServer(factory, options).run()

@@ -59,10 +59,33 @@ def store_and_answer(app: App, update: Update, worker: str) -> tuple[str, list[t
     return inbound.address, claimed or []
 
 
+async def _start(app: App, channel: TelegramChannel, stop: asyncio.Event) -> int | None:
+    """The saved offset, once any webhook is removed (polling and a webhook exclude each other);
+    tried again while Telegram or the database fails, until ``stop``."""
+    while not stop.is_set():
+        try:
+            offset = await asyncio.to_thread(load_offset, app)
+            await channel.bot.delete_webhook(drop_pending_updates=False)
+            return offset
+        except (TelegramError, SQLAlchemyError) as exc:
+            log.warning("Telegram long polling cannot start (%s); trying again shortly", type(exc).__name__)
+            await _pause(stop)
+    return None
+
+
+async def _pause(stop: asyncio.Event) -> None:
+    """``_ERROR_PAUSE_SECONDS``, or less if the worker is stopping."""
+    try:
+        await asyncio.wait_for(stop.wait(), _ERROR_PAUSE_SECONDS)
+    except TimeoutError:
+        pass
+
+
 async def poll_forever(app: App, channel: TelegramChannel, stop: asyncio.Event) -> None:
     worker = f"poller:{socket.gethostname()}"
-    offset = await asyncio.to_thread(load_offset, app)
-    await channel.bot.delete_webhook(drop_pending_updates=False)  # polling and a webhook exclude each other
+    offset = await _start(app, channel, stop)
+    if stop.is_set():
+        return
     log.info("Telegram long polling started (offset %s)", offset)
     while not stop.is_set():
         try:
@@ -74,7 +97,7 @@ async def poll_forever(app: App, channel: TelegramChannel, stop: asyncio.Event) 
             continue
         except TelegramError as exc:
             log.warning("Telegram getUpdates failed (%s); trying again shortly", type(exc).__name__)
-            await asyncio.sleep(_ERROR_PAUSE_SECONDS)
+            await _pause(stop)
             continue
         for update in updates:
             try:

@@ -169,7 +169,11 @@ async def run_worker(
     if telegram is not None and not app.settings.telegram_webhook_mode:
         from bot.telegram_polling import poll_forever
 
-        poller = asyncio.create_task(poll_forever(app, telegram, stop))  # type: ignore[arg-type]
+        poller = asyncio.create_task(
+            poll_forever(app, telegram, stop),  # type: ignore[arg-type]
+            name="Telegram long polling",
+        )
+        poller.add_done_callback(lambda task: stop_on_failure(task, stop))
     log.info("worker %s running: channels %s", dispatcher.worker, ", ".join(sorted(channels)) or "none")
     try:
         await stop.wait()
@@ -183,6 +187,17 @@ async def run_worker(
             await asyncio.gather(poller, return_exceptions=True)
         await _stop_channels(channels)
         log.info("worker stopped")
+    if poller is not None and not poller.cancelled() and poller.exception() is not None:
+        raise RuntimeError("Telegram long polling failed") from poller.exception()
+
+
+def stop_on_failure(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """A task the worker cannot go on without that failed stops the worker, which then raises its
+    error (``run_worker``): its supervisor, or ``serve``, starts it again, rather than leaving it
+    running without the task."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed; the worker stops", task.get_name(), exc_info=task.exception())
+        stop.set()
 
 
 async def dispatch_once(

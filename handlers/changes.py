@@ -26,6 +26,7 @@ from handlers.labels import reference_label
 from handlers.references import Reference
 from handlers.stages import is_released
 from handlers.timefmt import EAT
+from handlers.types import ADDRESS
 from storage import repo
 from storage.models import Contact, Shipment, TimelineEvent
 
@@ -187,8 +188,7 @@ def parse_port(text: str) -> tuple[str | None, str]:
     return port, re.sub(r"\s{2,}", " ", rest)
 
 
-# Telegram chat ids have at most 52 significant bits: 16 digits, a supergroup's -100 prefix included.
-_ADDRESS = re.compile(r"(?:whatsapp:\+[0-9]{6,15}|telegram:-?[0-9]{1,16}|console:[\w.@-]{1,60})(?!\S)")
+_ADDRESS = re.compile(rf"(?:{ADDRESS.pattern})(?!\S)")
 _PHONE = re.compile(r"\+?[0-9][0-9()-]*(?:\s+[0-9()-]+)*")
 _TELEGRAM_ID = re.compile(r"-?[1-9][0-9]{4,15}(?!\S)")
 

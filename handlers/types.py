@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
+
+#: A contact's address as every channel writes it: ``whatsapp:+E164``, ``telegram:CHAT_ID`` (at most
+#: 52 significant bits: 16 digits, a supergroup's -100 prefix included) or ``console:NAME``.
+ADDRESS = re.compile(r"whatsapp:\+[1-9][0-9]{5,14}|telegram:-?[1-9][0-9]{0,15}|console:[\w.@-]{1,60}")
 
 
 @dataclass(frozen=True)

@@ -184,10 +184,10 @@ def apply_delivery_report(
     failed = status in ("failed", "undelivered")
     if not (failed and error_code == OUTSIDE_WINDOW_CODE):  # most reports: one UPDATE, no ORM
         error = (f"{status} (error {error_code})" if error_code else status) if failed else None
-        rank = _DELIVERY_ORDER.get(status, -1)
+        rank = _DELIVERY_ORDER.get(status)  # None: a status that moves nothing (accepted, sending …)
         with write_connection(engine) as connection:
             params = {"report_id": provider_id, "rank": rank, "reported": status, "report_error": error}
-            if connection.execute(_MOVE_DELIVERY, params).rowcount:
+            if rank is not None and connection.execute(_MOVE_DELIVERY, params).rowcount:
                 return True
             return bool(connection.execute(_HAS_PROVIDER_ID, {"provider_id": provider_id}).scalar())
     with write_session(engine) as session:

@@ -63,3 +63,23 @@ def test_serve_refuses_worker_settings_before_it_serves(sqlite_file: tuple[str, 
     )
     with pytest.raises(SystemExit, match="TWILIO_WHATSAPP_FROM"):
         run_serve(settings, host="127.0.0.1", port=1, threads=1)
+
+
+def test_polling_that_fails_stops_the_worker_which_is_started_again(
+    sqlite_file: tuple[str, Engine], telegram: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An update python-telegram-bot cannot read fails every getUpdates: the worker does not go on
+    without polling, it stops with the error and is started again (and says so each time)."""
+    url, _ = sqlite_file
+    no_date = {"message_id": 1, "chat": {"id": 1, "type": "private"}}
+    telegram.push_update({"update_id": 9201, "message": no_date})
+    settings = Settings(
+        _env_file=None, database_url=url, telegram_bot_token=TOKEN, telegram_api_base_url=telegram.base_url
+    )
+    background = BackgroundWorker(settings, first_pause=0.1)
+    background.start()
+    try:
+        assert wait_for(lambda: sum("starting it again" in r.getMessage() for r in caplog.records) >= 2)
+    finally:
+        background.shutdown()
+    assert any(r.getMessage() == "Telegram long polling failed; the worker stops" for r in caplog.records)

@@ -146,3 +146,15 @@ def test_delete_my_data_on_telegram_leaves_no_row_naming_the_chat(
         senders = session.execute(select(InboundMessage.address)).scalars().all()
     assert recipients and senders
     assert not any("783" in address for address in [*recipients, *senders])
+
+
+def test_polling_starts_once_telegram_answers_after_failing_at_first(
+    engine: Engine, clock: Clock, telegram: FakeTelegram
+) -> None:
+    """A deleteWebhook that fails (Telegram down as the worker starts) is tried again."""
+    app = make_app(engine, telegram)
+    telegram.next_500(method="deleteWebhook")
+    telegram.push_message(781, "HELP")
+    poll_until(app, telegram, lambda: len(telegram.sent) >= 1)
+    assert [s.chat_id for s in telegram.sent] == [781]
+    assert telegram.pending_faults() == 0

@@ -361,6 +361,16 @@ def test_status_callbacks_only_move_forward(client: FlaskClient, engine: Engine)
     assert seen == ["sent", "delivered", "delivered", "read", "read"]
 
 
+@pytest.mark.parametrize("value", ["sending", "accepted", "9" * 26])
+def test_a_status_that_moves_nothing_is_acknowledged_and_changes_nothing(
+    client: FlaskClient, engine: Engine, value: str
+) -> None:
+    row_id = sent_row(engine, provider_id="SM" + "5" * 32)
+    assert status(client, "SM" + "5" * 32, "delivered").status_code == 200
+    assert status(client, "SM" + "5" * 32, value, error_code="63016").status_code == 200
+    assert get_row(engine, row_id).delivery_status == "delivered"
+
+
 def test_status_for_unknown_message_is_acknowledged_logged_and_kept(
     client: FlaskClient, caplog: pytest.LogCaptureFixture, engine: Engine
 ) -> None:
