@@ -226,9 +226,12 @@ def _text(column: str) -> Callable[..., str]:
 
 
 def _packages(cell: str, *_: object) -> int:
-    if not cell.isdigit():
-        raise ChangeError(f'"{cell}" is not a whole number')
+    if not _COUNT.fullmatch(cell):  # ASCII digits only ("²" is a digit to str.isdigit)
+        raise ChangeError(f'"{cell}" is not a whole number of packages')
     return int(cell)
+
+
+_COUNT = re.compile(r"[0-9]{1,9}")  # within the column's 32 bits
 
 
 def _customer(cell: str, *_: object) -> str:

@@ -675,12 +675,15 @@ def _announce_window(turn: Turn, text: str) -> str:
     return "\n".join(lines)
 
 
+_WINDOW_ID = re.compile(r"#?[0-9]+")  # ASCII digits only ("²" is a digit to str.isdigit)
+
+
 def _cancel_window(turn: Turn, arg: str) -> str:
-    if not arg.lstrip("#").isdigit():
+    if not _WINDOW_ID.fullmatch(arg):
         raise _usage("maintenance")
     session, now = turn.session, turn.reader.now
-    window_id = int(arg.lstrip("#"))
-    window = repo.get_window(session=session, window_id=window_id) if window_id < 2**63 else None
+    digits = arg.lstrip("#")
+    window = repo.get_window(session=session, window_id=int(digits)) if len(digits) <= 9 else None  # 32 bits
     if window is None:
         raise CommandError(
             f"There is no maintenance window #{arg.lstrip('#')}. /maintenance list shows them."

@@ -136,6 +136,21 @@ def test_row_errors_name_their_rows_and_valid_rows_still_import(engine: Engine, 
     assert "row 2:" in report.summary()
 
 
+def test_a_package_count_past_the_column_or_not_in_ascii_digits_is_a_row_error(
+    engine: Engine, clock: Clock
+) -> None:
+    source = io.StringIO(
+        HEADER
+        + "26MBAIM406533011,,,,,,,,3000000000,,,\n"  # row 2: past 32 bits
+        + "26MBAIM406533029,,,,,,,,²,,,\n"  # row 3: a digit to str.isdigit, not a number
+        + "26MBAIM406533037,,,,,,,,12,,,\n"  # row 4: fine
+    )
+    report = run(engine, clock, source)
+    rows = {e.row: e.message for e in report.errors}
+    assert sorted(rows) == [2, 3] and all(m.startswith("packages:") for m in rows.values())
+    assert [s.packages for s in _all(engine)] == [12]
+
+
 def test_a_row_the_store_refuses_is_skipped_alone(engine: Engine, clock: Clock) -> None:
     source = io.StringIO(
         HEADER

@@ -193,6 +193,8 @@ GARBAGE = [
     "/maintenance cancel 999",
     "/maintenance cancel abc",
     "/maintenance cancel 99999999999999999999999",
+    "/maintenance cancel 3000000000",
+    "/maintenance cancel ²",
     f"/add {ENTRY} for telegram:99999999999999999999 optin",
     f"/add {ENTRY} for 99999999999999999999 optin",
     "/maintenance the system will be down at some point",
