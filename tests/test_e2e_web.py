@@ -43,7 +43,7 @@ ACCOUNT_SID = "AC" + "e" * 32
 AUTH_TOKEN = "e2e-twilio-auth-token-42"
 BOT_TOKEN = "987654:E2E-bot-token-xyz"
 SECRET = "e2e-webhook-secret-77"
-REPLY_SECONDS = 3  # how long a Telegram webhook waits for its replies (CARGOBOT_TELEGRAM_REPLY_SECONDS)
+REPLY_SECONDS = 5  # how long a Telegram webhook waits for its replies (CARGOBOT_TELEGRAM_REPLY_SECONDS)
 FROM = "whatsapp:+447700900123"
 CUSTOMER = "whatsapp:+254700000202"
 
