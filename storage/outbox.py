@@ -195,7 +195,7 @@ def apply_delivery_report(
         if row is None:
             return False
         current = _DELIVERY_ORDER.get(row.delivery_status or "queued", 0)
-        if current >= _DELIVERY_ORDER["delivered"]:  # it reached the customer: the report is stale
+        if row.delivery_status in ("delivered", "read"):  # it reached the customer: the report is stale
             return True
         if _DELIVERY_ORDER.get(status, -1) > current:
             row.delivery_status = status
