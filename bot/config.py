@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from handlers.types import ADDRESS
@@ -91,16 +91,15 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("LOG_FORMAT"))
 
-    @field_validator("admins")
-    @classmethod
-    def _admins_are_addresses(cls, value: str) -> str:
-        for address in (a.strip() for a in value.split(",")):
-            if address and not ADDRESS.fullmatch(address):
+    @model_validator(mode="after")
+    def _admins_are_addresses(self) -> Settings:
+        for address in self.admin_addresses:
+            if not ADDRESS.fullmatch(address):
                 raise ValueError(
                     f"CARGOBOT_ADMINS: {address!r} is not an address such as whatsapp:+254700000001, "
                     "telegram:123456789 or console:name"
                 )
-        return value
+        return self
 
     @field_validator("job_ref_pattern")
     @classmethod

@@ -11,7 +11,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from telegram import Message, Update
+from telegram import Message, Update, User
 
 from handlers.types import Inbound
 
@@ -101,6 +101,11 @@ def _text(value: str) -> str:
     return _SURROGATE.sub("\ufffd", value)
 
 
+def _name(user: User) -> str | None:
+    """The sender's name as we store it; None for a blank one."""
+    return _text(user.full_name) if user.full_name else None
+
+
 def to_inbound(update: Update, *, received_at: datetime) -> Inbound | None:
     """The update as a message from a person, or None for updates we do not answer (edits, joins …)."""
     provider_id = str(update.update_id)
@@ -114,7 +119,7 @@ def to_inbound(update: Update, *, received_at: datetime) -> Inbound | None:
             text=_text(query.data),
             received_at=received_at,
             provider_id=provider_id,
-            display_name=_text(query.from_user.full_name or "") or None,
+            display_name=_name(query.from_user),
         )
     message = update.message
     if message is None:
@@ -129,7 +134,7 @@ def to_inbound(update: Update, *, received_at: datetime) -> Inbound | None:
         text=_COMMAND_MENTION.sub(r"\1", _text(text)),
         received_at=received_at,
         provider_id=provider_id,
-        display_name=(_text(user.full_name or "") or None) if user is not None else None,
+        display_name=_name(user) if user is not None else None,
         media_urls=media,
     )
 

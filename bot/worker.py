@@ -173,7 +173,7 @@ async def run_worker(
             poll_forever(app, telegram, stop),  # type: ignore[arg-type]
             name="Telegram long polling",
         )
-        poller.add_done_callback(lambda task: stop_on_failure(task, stop))
+        poller.add_done_callback(lambda task: _stop_on_failure(task, stop))
     log.info("worker %s running: channels %s", dispatcher.worker, ", ".join(sorted(channels)) or "none")
     try:
         await stop.wait()
@@ -191,7 +191,7 @@ async def run_worker(
         raise RuntimeError("Telegram long polling failed") from poller.exception()
 
 
-def stop_on_failure(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+def _stop_on_failure(task: asyncio.Task[None], stop: asyncio.Event) -> None:
     """A task the worker cannot go on without that failed stops the worker, which then raises its
     error (``run_worker``): its supervisor, or ``serve``, starts it again, rather than leaving it
     running without the task."""

@@ -3,6 +3,7 @@ and settings it would refuse are refused before the web side starts."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -43,12 +44,22 @@ def test_a_worker_that_fails_to_start_is_started_again_and_then_answers(
     assert [r.getMessage().rsplit(" ", 2)[-2] for r in restarts] == ["0.1", "0.2"]  # pauses double
 
 
-def test_a_stopped_worker_is_not_started_again(sqlite_file: tuple[str, Engine]) -> None:
+def test_a_worker_stopped_while_it_waits_to_start_again_is_not_started_again(
+    sqlite_file: tuple[str, Engine], telegram: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
     url, _ = sqlite_file
-    background = BackgroundWorker(Settings(_env_file=None, database_url=url), first_pause=0.1)
+    telegram.next_500(times=50, method="getMe")  # Telegram stays down
+    settings = Settings(
+        _env_file=None, database_url=url, telegram_bot_token=TOKEN, telegram_api_base_url=telegram.base_url
+    )
+    background = BackgroundWorker(settings, first_pause=30)
     background.start()
-    background.shutdown()
+    assert wait_for(lambda: any("starting it again" in r.getMessage() for r in caplog.records))
+    started = time.monotonic()
+    background.shutdown()  # in the 30 s pause: ends it at once
+    assert time.monotonic() - started < 5
     assert background.thread is not None and not background.thread.is_alive()
+    assert sum("starting it again" in r.getMessage() for r in caplog.records) == 1
     background.shutdown()  # twice, as gunicorn may: nothing left to stop
 
 
