@@ -356,9 +356,16 @@ def remove_staff(*, session: Session, address: str) -> bool:
 
 
 def ensure_admins(*, session: Session, addresses: Iterable[str], now: datetime) -> None:
+    """Make each address an admin, in one statement each: every process bootstraps the admins as
+    it starts, several at once on PostgreSQL, so a read-then-insert would race."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     for address in addresses:
-        if staff_role(session=session, address=address) != "admin":
-            set_staff(session=session, address=address, role="admin", added_by="CARGOBOT_ADMINS", now=now)
+        stmt = insert(Staff).values(address=address, role="admin", added_by="CARGOBOT_ADMINS", added_at=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["address"], set_={"role": "admin"}, where=Staff.role != "admin"
+        )
+        session.execute(stmt)
 
 
 # --- references and shipments ----------------------------------------------------------------

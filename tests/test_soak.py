@@ -60,7 +60,10 @@ def test_soak_loses_nothing_doubles_nothing_and_never_fails_a_webhook(tmp_path: 
     lines = stdout.strip().splitlines()
     assert lines, f"the soak printed nothing (exit {code}):\n{stderr[-4000:]}"
     detail = "\n".join(lines[-25:-1]) + ("\n" + stderr[-3000:] if stderr.strip() else "")
-    figures = json.loads(lines[-1])
+    try:
+        figures = json.loads(lines[-1])
+    except json.JSONDecodeError:
+        pytest.fail(f"the soak ended without its figures (exit {code}):\n{stdout[-4000:]}\n{stderr[-6000:]}")
 
     # Nothing lost, nothing doubled (no kill here, so no in-flight allowance).
     assert figures["lost"] == 0, detail
