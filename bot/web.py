@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response, abort, current_app, jsonify, request
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger as GunicornLogger
 from gunicorn.http.errors import ParseException
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -525,6 +526,20 @@ class WebServer(BaseApplication):  # type: ignore[misc]
         return self._factory()
 
 
+class _ProcessLogger(GunicornLogger):  # type: ignore[misc]
+    """gunicorn's own lines (workers booting, signals, worker timeouts) through the process's
+    handler, as every other line: in ``LOG_FORMAT``, at ``LOG_LEVEL``, with secrets redacted."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in list(log.handlers):
+                if getattr(handler, "_gunicorn", False):
+                    log.removeHandler(handler)
+            log.setLevel(logging.NOTSET)
+            log.propagate = True
+
+
 def _worker_exit(_server: Any, worker: Any) -> None:
     wsgi = getattr(worker, "wsgi", None)
     if isinstance(wsgi, Flask):
@@ -542,6 +557,7 @@ def gunicorn_options(*, host: str, port: int, workers: int, threads: int) -> dic
         "graceful_timeout": 10,
         "keepalive": 5,
         "proc_name": "cargobot-web",
+        "logger_class": _ProcessLogger,
         # gunicorn 25.1+ opens a control socket in $HOME by default: one path shared by every
         # instance on the machine, and unwritable under systemd's ProtectHome.
         "control_socket_disable": True,

@@ -57,3 +57,29 @@ def test_json_lines_carry_the_traceback_and_the_stack(capsys: pytest.CaptureFixt
     assert warning["message"] == f"sending with {TOKEN} failed"  # nothing configured, nothing redacted
     assert failure["exception"].startswith("Traceback") and "ConnectionError" in failure["exception"]
     assert info["stack"].startswith("Stack (most recent call last)")
+
+
+def test_gunicorns_own_lines_go_through_the_same_handler(capsys: pytest.CaptureFixture[str]) -> None:
+    """Booting workers, signals and worker timeouts: JSON like the rest, redacted, at LOG_LEVEL."""
+    from gunicorn.config import Config
+
+    from bot.web import gunicorn_options
+
+    configure_logging(level="INFO", fmt="json", secrets=[TOKEN])
+    config = Config()
+    config.set(
+        "logger_class", gunicorn_options(host="127.0.0.1", port=8000, workers=1, threads=1)["logger_class"]
+    )
+    server_log = config.logger_class(config)
+    try:
+        server_log.info("Booting worker with pid: %s", 4242)
+        server_log.critical("WORKER TIMEOUT while posting to /bot%s/sendMessage", TOKEN)
+        server_log.debug("not at INFO")
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+        assert [(line["logger"], line["level"], line["message"]) for line in lines] == [
+            ("gunicorn.error", "info", "Booting worker with pid: 4242"),
+            ("gunicorn.error", "critical", "WORKER TIMEOUT while posting to /bot[redacted]/sendMessage"),
+        ]
+    finally:
+        for name in ("gunicorn.error", "gunicorn.access"):
+            logging.getLogger(name).propagate = False
