@@ -133,7 +133,9 @@ class Options:
     kill: bool = False
     seed: int = 20261123
     error_rate: float = 0.05
-    drain_timeout: float = 60.0
+    # A send that meets the injected 500 three or four times in a row waits out the dispatcher's
+    # backoff (2.5-5, 5-10, 10-20, 20-40 s): up to 75 s, rare but not a fault.
+    drain_timeout: float = 120.0
     web_workers: int = 4
     workers: int = 2
     workdir: Path | None = None
@@ -1234,7 +1236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill", action="store_true", help="kill -9 a worker mid-fan-out and restart it")
     parser.add_argument("--seed", type=int, default=20261123)
     parser.add_argument("--error-rate", type=float, default=0.05, help="injected 429s + 500s per send")
-    parser.add_argument("--drain-timeout", type=float, default=60.0, help="longest wait for the outbox")
+    parser.add_argument("--drain-timeout", type=float, default=120.0, help="longest wait for the outbox")
     parser.add_argument("--web-workers", type=int, default=4, help="gunicorn workers (default 4)")
     parser.add_argument("--workers", type=int, default=2, help="cargobot worker processes (default 2)")
     parser.add_argument("--workdir", type=Path, help="keep logs here (default: a temporary directory)")

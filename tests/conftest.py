@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, create_engine, text
 
 from handlers.context import Context
@@ -29,19 +30,30 @@ PG_ADMIN_URL = os.environ.get(
 )
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# No per-example deadline: on a shared machine one example stalled by the scheduler is not a
+# slow property, and Hypothesis would fail the test as flaky.
+hypothesis_settings.register_profile("cargobot", deadline=None)
+hypothesis_settings.load_profile("cargobot")
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--soak", action="store_true", help="run the soak test (always run when CI=true)")
+    parser.addoption("--audit", action="store_true", help="audit the dependencies (needs the internet)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The soak is opt-in on a laptop (about a minute and a half) and always runs in CI."""
-    if IN_CI or config.getoption("--soak"):
-        return
-    skip = pytest.mark.skip(reason="the soak is opt-in: pytest --soak (CI runs it)")
+    """The soak is opt-in on a laptop (about a minute and a half) and always runs in CI. The
+    dependency audit asks PyPI's advisory service, and the suite reaches nothing outside this
+    machine: it runs only when asked for."""
+    opt_in = {"audit": "the dependency audit needs the internet: pytest --audit"}
+    if not (IN_CI or config.getoption("--soak")):
+        opt_in["soak"] = "the soak is opt-in: pytest --soak (CI runs it)"
+    if config.getoption("--audit"):
+        del opt_in["audit"]
     for item in items:
-        if "soak" in item.keywords:
-            item.add_marker(skip)
+        for keyword, reason in opt_in.items():
+            if keyword in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def postgres_available() -> bool:

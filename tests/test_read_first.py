@@ -79,12 +79,16 @@ def test_a_status_question_is_worked_out_while_another_writer_holds_the_turn(dem
         working.set()
         return demo.clock.now
 
+    holding = threading.Event()
+
     def hold_the_turn() -> None:
         with write_session(demo.engine):
+            holding.set()
             release.wait(10)
 
     holder = threading.Thread(target=hold_the_turn)
     holder.start()
+    assert holding.wait(10)
     asker = threading.Thread(target=lambda: result.append(ask(demo, "where is TGHU7345017?", "SMq1", now)))
     try:
         asker.start()

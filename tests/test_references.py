@@ -556,7 +556,7 @@ class TestRobustness:
         text = chunk * (1_000_000 // len(chunk))
         started = time.perf_counter()
         find_references(text)
-        assert time.perf_counter() - started < 5
+        assert time.perf_counter() - started < 15  # linear: about 1 s; backtracking: minutes
 
 
 # --- properties ---------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def test_soak_loses_nothing_doubles_nothing_and_never_fails_a_webhook(tmp_path: 
         str(SUBSCRIBERS),
         "--workdir",
         str(tmp_path),
-        timeout=SECONDS + 150,
+        timeout=SECONDS + 210,  # start, the drain's limit (120 s) and the stop
     )
     lines = stdout.strip().splitlines()
     assert lines, f"the soak printed nothing (exit {code}):\n{stderr[-4000:]}"

@@ -56,21 +56,30 @@ def inbound_count(engine: Engine) -> int:
         return int(session.execute(select(func.count()).select_from(InboundMessage)).scalar_one())
 
 
+def replies(engine: Engine) -> list[Outbox]:
+    with read_session(engine) as session:
+        return list(session.execute(select(Outbox).where(Outbox.kind == "reply")).scalars().all())
+
+
 def test_polled_message_is_answered_with_alert_button(
     engine: Engine, clock: Clock, telegram: FakeTelegram
 ) -> None:
     seed_demo(engine, now=clock.now)
     app = make_app(engine, telegram)
     update_id = telegram.push_message(777, "where is TGHU7345017?")
-    poll_until(app, telegram, lambda: len(telegram.sent) >= 1 and load_offset(app) == update_id + 1)
+    # Until the reply's row is settled: the fake records a send before the client reads its answer.
+    poll_until(
+        app,
+        telegram,
+        lambda: load_offset(app) == update_id + 1 and any(row.status == "sent" for row in replies(engine)),
+    )
     [sent] = telegram.sent
     assert sent.chat_id == 777 and sent.text.startswith("Container TGHU7345017")
     assert "ALERT TGHU7345017" in sent.button_data
     labels = [button["text"] for row in (sent.reply_markup or {})["inline_keyboard"] for button in row]
     assert "Alert me when released" in labels
     assert load_offset(app) == update_id + 1
-    with read_session(engine) as session:
-        [row] = session.execute(select(Outbox).where(Outbox.kind == "reply")).scalars().all()
+    [row] = replies(engine)
     assert row.status == "sent" and row.provider_id
 
 
@@ -99,9 +108,12 @@ def test_failed_reply_is_left_to_the_dispatcher(engine: Engine, clock: Clock, te
     app = make_app(engine, telegram)
     telegram.next_500(5, method="sendMessage")
     telegram.push_message(780, "HELP")
-    poll_until(app, telegram, lambda: inbound_count(engine) >= 1 and telegram.http_5xx >= 1)
-    with read_session(engine) as session:
-        [row] = session.execute(select(Outbox).where(Outbox.kind == "reply")).scalars().all()
+
+    # Until the row is settled, not until the fake has answered 500: the client reads the answer
+    # after the fake counts it, and stopping the poller in between would leave the row "sending".
+    poll_until(app, telegram, lambda: any(row.status == "retry" for row in replies(engine)))
+    assert telegram.http_5xx >= 1
+    [row] = replies(engine)
     assert row.status == "retry" and row.recipient == "telegram:780"
 
 
