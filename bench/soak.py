@@ -90,7 +90,7 @@ from storage.models import (  # noqa: E402
     ShipmentReference,
     Subscription,
 )
-from tests.e2e import WebProcess, free_port, postgres_schema  # noqa: E402
+from tests.e2e import WebProcess, free_port, http_client, postgres_schema  # noqa: E402
 from tests.fakes import FakeProcess, telegram_callback_update, telegram_message_update  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get(
@@ -374,8 +374,8 @@ class Client:
         self.base = base
         self.tally = tally
         self.validator = RequestValidator(AUTH_TOKEN)
-        self.http = httpx.Client(timeout=30.0)
-        self.side = httpx.Client(timeout=30.0)  # for concurrent redeliveries
+        self.http = http_client(timeout=30.0)
+        self.side = http_client(timeout=30.0)  # for concurrent redeliveries
 
     def close(self) -> None:
         self.http.close()
@@ -661,7 +661,7 @@ class Traffic:
         """Twilio's status callbacks ('delivered') for some of the WhatsApp messages sent."""
         validator = RequestValidator(AUTH_TOKEN)
         done: set[str] = set()
-        with httpx.Client(timeout=30.0) as http:
+        with http_client(timeout=30.0) as http:
             while not self.stop.wait(3.0):
                 try:
                     sent = self.twilio.sent()
@@ -699,7 +699,7 @@ class Traffic:
                         self.tally.by_channel["status"].append(time.perf_counter() - started)
 
     def health(self) -> None:
-        with httpx.Client(timeout=10.0) as http:
+        with http_client(timeout=10.0) as http:
             while not self.stop.wait(0.5):
                 try:
                     code = str(http.get(self.base + "/healthz").status_code)

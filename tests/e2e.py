@@ -54,6 +54,13 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
     return False
 
 
+def http_client(timeout: float) -> httpx.Client:
+    """A client for ``cargobot web`` that never reuses a connection gunicorn may be closing: it
+    drops idle connections at 2 s, gunicorn at 5 s (``keepalive``). With both at 5 s a request
+    sent at that moment met a reset connection."""
+    return httpx.Client(timeout=timeout, limits=httpx.Limits(keepalive_expiry=2.0))
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -28,7 +28,7 @@ from twilio.request_validator import RequestValidator
 from bot.config import Settings
 from bot.delivery import Outgoing
 from bot.whatsapp_channel import WhatsAppChannel
-from tests.e2e import WebProcess, free_port, run_web_command
+from tests.e2e import WebProcess, free_port, http_client, run_web_command
 from tests.fakes import (
     FakeTelegram,
     FakeTwilio,
@@ -89,7 +89,7 @@ def web(
 
 @pytest.fixture(scope="module")
 def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=20.0) as client:
+    with http_client(timeout=20.0) as client:
         yield client
 
 
@@ -393,7 +393,7 @@ def test_two_workers_answer_concurrent_replays_once(
         barrier = threading.Barrier(8)
 
         def hit(index: int) -> None:
-            with httpx.Client(timeout=20.0) as own:
+            with http_client(timeout=20.0) as own:
                 barrier.wait()
                 if index % 2:
                     results.append(telegram_post(own, web, update).status_code)
