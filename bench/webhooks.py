@@ -28,7 +28,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,7 +53,7 @@ from bot.demo import DEMO_SHIPMENTS, seed_demo
 from bot.web import WHATSAPP_PATH, WHATSAPP_STATUS_PATH
 from storage import repo
 from storage.db import dispose, write_session  # noqa: E402
-from tests.e2e import postgres_schema  # noqa: E402
+from tests.e2e import free_port, postgres_schema  # noqa: E402
 
 ACCOUNT_SID = "AC" + "b" * 32
 AUTH_TOKEN = "bench-auth-token-0123456789"
@@ -64,12 +63,6 @@ ROUNDS = 7
 BARE_APP = Path(__file__).with_name("bare_flask.py")
 
 Request = tuple[bytes, dict[str, str]]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Server:

@@ -10,7 +10,9 @@ directory of its own, so neither the developer's shell nor a ``.env`` file leaks
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -61,10 +63,32 @@ def http_client(timeout: float) -> httpx.Client:
     return httpx.Client(timeout=timeout, limits=httpx.Limits(keepalive_expiry=2.0))
 
 
+def _ports_to_hand_out() -> Iterator[int]:
+    """Ports below the kernel's ephemeral range, from a random start: a port is bound some time
+    after it is handed out, and an ephemeral one could meanwhile become the source port of one of
+    the connections the processes under test open (or be handed to a server binding port 0)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    first, last = max(1024, low - 10_000), low
+    start = random.randrange(first, last)
+    return itertools.chain(range(start, last), range(first, start))
+
+
+_PORTS = _ports_to_hand_out()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A localhost port nothing listens on, never handed out twice by this process."""
+    for port in _PORTS:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port left below the ephemeral range")
 
 
 class WebProcess:
