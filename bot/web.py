@@ -523,12 +523,20 @@ class WebServer(BaseApplication):  # type: ignore[misc]
                 self.cfg.set(key, value)
 
     def load(self) -> Any:
-        return self._factory()
+        try:
+            return self._factory()
+        except Exception:
+            # gunicorn prints a failed worker's exception to stderr as well as logging it; that
+            # raw line would skip the redacting handler (a Telegram error quotes the bot's URL).
+            log.exception("a web worker could not start")
+            raise RuntimeError("a web worker could not start: the error is logged above") from None
 
 
 class _ProcessLogger(GunicornLogger):  # type: ignore[misc]
     """gunicorn's own lines (workers booting, signals, worker timeouts) through the process's
-    handler, as every other line: in ``LOG_FORMAT``, at ``LOG_LEVEL``, with secrets redacted."""
+    handler, as every other line: in ``LOG_FORMAT``, at ``LOG_LEVEL``, with secrets redacted.
+    gunicorn's ``loglevel``, ``errorlog`` and ``syslog`` settings are therefore not used, and an
+    access log, if enabled, goes to stderr at INFO."""
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)

@@ -357,7 +357,8 @@ def remove_staff(*, session: Session, address: str) -> bool:
 
 def ensure_admins(*, session: Session, addresses: Iterable[str], now: datetime) -> None:
     """Make each address an admin, in one statement each: every process bootstraps the admins as
-    it starts, several at once on PostgreSQL, so a read-then-insert would race."""
+    it starts, several at once on PostgreSQL, so a read-then-insert would race. A ``Staff`` row
+    the session loaded before is not refreshed (call this in a session of its own)."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     for address in addresses:

@@ -64,23 +64,27 @@ def http_client(timeout: float) -> httpx.Client:
 
 
 def _ports_to_hand_out() -> Iterator[int]:
-    """Ports below the kernel's ephemeral range, from a random start: a port is bound some time
-    after it is handed out, and an ephemeral one could meanwhile become the source port of one of
-    the connections the processes under test open (or be handed to a server binding port 0)."""
+    """Ports outside the kernel's ephemeral range (below it, or above it where it starts low),
+    from a random start: a port is bound some time after it is handed out, and an ephemeral one
+    could meanwhile become the source port of one of the connections the processes under test
+    open (or be handed to a server binding port 0). Empty where the range leaves no room."""
     try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    first, last = max(1024, low - 10_000), low
-    start = random.randrange(first, last)
-    return itertools.chain(range(start, last), range(first, start))
+        low, high = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    for first, last in ((max(1024, low - 10_000), low), (high + 1, min(65536, high + 10_001))):
+        if last - first >= 1000:
+            start = random.randrange(first, last)
+            return itertools.chain(range(start, last), range(first, start))
+    return iter(())
 
 
 _PORTS = _ports_to_hand_out()
 
 
 def free_port() -> int:
-    """A localhost port nothing listens on, never handed out twice by this process."""
+    """A localhost port nothing listens on, not handed out before by this process (one the
+    kernel picks, where its ephemeral range leaves no other room)."""
     for port in _PORTS:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
@@ -88,7 +92,9 @@ def free_port() -> int:
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port left below the ephemeral range")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class WebProcess:

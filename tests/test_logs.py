@@ -66,6 +66,8 @@ def test_gunicorns_own_lines_go_through_the_same_handler(capsys: pytest.CaptureF
     from bot.web import gunicorn_options
 
     configure_logging(level="INFO", fmt="json", secrets=[TOKEN])
+    loggers = [logging.getLogger(name) for name in ("gunicorn.error", "gunicorn.access")]
+    before = [(log.level, log.propagate, list(log.handlers)) for log in loggers]
     config = Config()
     config.set(
         "logger_class", gunicorn_options(host="127.0.0.1", port=8000, workers=1, threads=1)["logger_class"]
@@ -81,5 +83,25 @@ def test_gunicorns_own_lines_go_through_the_same_handler(capsys: pytest.CaptureF
             ("gunicorn.error", "critical", "WORKER TIMEOUT while posting to /bot[redacted]/sendMessage"),
         ]
     finally:
-        for name in ("gunicorn.error", "gunicorn.access"):
-            logging.getLogger(name).propagate = False
+        for log, (level, propagate, handlers) in zip(loggers, before, strict=True):
+            log.setLevel(level)
+            log.propagate = propagate
+            log.handlers[:] = handlers
+
+
+def test_a_web_worker_that_cannot_start_is_logged_redacted_and_gunicorn_prints_no_secret(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """gunicorn logs a failed worker's exception and also prints it raw to stderr: what it gets
+    must carry no secret, and the real error is in the (redacted) log."""
+    from bot.web import WebServer
+
+    def factory() -> None:
+        raise ConnectionError(f"could not reach https://api.telegram.org/bot{TOKEN}/getMe")
+
+    configure_logging(level="INFO", fmt="text", secrets=[TOKEN])
+    with pytest.raises(RuntimeError) as raised:
+        WebServer(factory, {"bind": "127.0.0.1:0"}).load()
+    assert TOKEN not in str(raised.value) and raised.value.__suppress_context__
+    err = capsys.readouterr().err
+    assert "a web worker could not start" in err and "bot[redacted]/getMe" in err and TOKEN not in err

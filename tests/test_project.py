@@ -11,6 +11,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from bot.config import Settings
 
@@ -73,10 +75,14 @@ def test_dependencies_have_no_known_vulnerabilities() -> None:
         report = json.loads(result.stdout)
     except json.JSONDecodeError:
         pytest.fail(f"pip-audit gave no report (exit {result.returncode}):\n{result.stderr[-3000:]}")
-    found = {d["name"].lower(): d for d in report["dependencies"]}
-    ours = [re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower() for requirement in _requirements()]
-    not_audited = {name: found.get(name, {}).get("skip_reason", "not installed") for name in ours}
-    not_audited = {name: why for name, why in not_audited.items() if why}
+    found = {canonicalize_name(d["name"]): d for d in report["dependencies"]}
+    ours = [canonicalize_name(Requirement(requirement).name) for requirement in _requirements()]
+    # An audited dependency has "vulns"; a skipped one only a "skip_reason".
+    not_audited = {
+        name: "not installed" if name not in found else found[name]["skip_reason"]
+        for name in ours
+        if name not in found or "skip_reason" in found[name]
+    }
     assert not_audited == {}, "pip-audit could not look these up"
     vulnerable = {d["name"]: [v["id"] for v in d["vulns"]] for d in found.values() if d.get("vulns")}
     assert vulnerable == {}, result.stderr
