@@ -210,6 +210,12 @@ _RELEASE_HELD = Prepared(
 )
 
 
+def _upsert_insert(session: Session) -> Any:
+    """The session's dialect's ``insert``, which has ``on_conflict_do_update`` / ``_do_nothing``:
+    one statement where several processes may write the same key at once."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
 # --- contacts --------------------------------------------------------------------------------
 
 
@@ -359,8 +365,7 @@ def ensure_admins(*, session: Session, addresses: Iterable[str], now: datetime) 
     """Make each address an admin, in one statement each: every process bootstraps the admins as
     it starts, several at once on PostgreSQL, so a read-then-insert would race. A ``Staff`` row
     the session loaded before is not refreshed (call this in a session of its own)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = _upsert_insert(session)
     for address in addresses:
         stmt = insert(Staff).values(address=address, role="admin", added_by="CARGOBOT_ADMINS", added_at=now)
         stmt = stmt.on_conflict_do_update(
@@ -859,8 +864,7 @@ def enqueue(*, session: Session, rows: Sequence[dict[str, Any]]) -> int:
     """Insert outbox rows, ignoring any whose (event_key, recipient) already exists. Returns rows added."""
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = _upsert_insert(session)
     stmt = insert(Outbox).values(list(rows)).on_conflict_do_nothing(index_elements=["event_key", "recipient"])
     # Counted through RETURNING: psycopg reports no rowcount (-1) for this statement.
     return len(session.execute(stmt.returning(Outbox.id)).all())
@@ -936,8 +940,7 @@ def get_state(*, session: Session, key: str) -> RuntimeState | None:
 
 def set_state(*, session: Session, key: str, value: str, now: datetime) -> None:
     """Insert or update in one statement: several workers may write the same key at once."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = _upsert_insert(session)
     stmt = insert(RuntimeState).values(key=key, value=value, updated_at=now)
     stmt = stmt.on_conflict_do_update(
         index_elements=["key"], set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at}
